@@ -1,0 +1,3 @@
+from mlpotential.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,215 @@
+"""The engine keywords and their validation: the one place where a keyword
+value is checked.
+
+Keyword names and enumerated values are case-insensitive, as in AMS input;
+:class:`EngineSettings` holds their canonical spellings. A bad value raises
+:class:`~mlpotential.backends.errors.KeywordError` naming the keyword, the
+value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlpotential.backends.errors import KeywordError
+from mlpotential.backends.registry import BACKENDS, CUSTOM, BackendSpec
+from mlpotential.backends.units import DISTANCE_UNITS_ANGSTROM, ENERGY_UNITS_EV, ModelUnits
+
+AUTO = "Auto"
+DEFAULT_BACKEND = "TorchANI"
+
+KEYWORDS: dict[str, str] = {
+    "Backend": "which library computes: " + ", ".join(BACKENDS),
+    "Model": "a built-in model of the backend, or Custom (your own ParameterFile/ParameterDir)",
+    "ParameterFile": "path of the trained model file (Custom models)",
+    "ParameterDir": "path of the trained model directory (Custom models, TorchANI parameters)",
+    "MLEnergyUnit": "energy unit the model outputs: " + ", ".join((AUTO, *ENERGY_UNITS_EV)),
+    "MLDistanceUnit": "distance unit the model expects: " + ", ".join((AUTO, *DISTANCE_UNITS_ANGSTROM)),
+    "Device": "where the backend runs: empty (the framework decides), cpu, cuda, cuda:N",
+    "NumThreads": "number of threads for the worker (a positive integer)",
+}
+"""Every engine keyword with a one-line description (canonical spelling)."""
+
+_DEVICE_PATTERN = re.compile(r"^(cpu|cuda(:\d+)?)$")
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Validated engine keywords, canonical spellings.
+
+    Paths are kept as given (relative paths are relative to the worker's
+    working directory); ``device`` is ``""`` when the framework decides;
+    ``num_threads`` is ``None`` when not set.
+    """
+
+    backend: str = DEFAULT_BACKEND
+    model: str = "ANI-2x"
+    parameter_file: str | None = None
+    parameter_dir: str | None = None
+    ml_energy_unit: str = AUTO
+    ml_distance_unit: str = AUTO
+    device: str = ""
+    num_threads: int | None = None
+
+    @property
+    def spec(self) -> BackendSpec:
+        return BACKENDS[self.backend]
+
+    def model_units(self, auto: ModelUnits | None = None) -> ModelUnits:
+        """The units the model works in: the keywords, with ``Auto`` replaced
+        by ``auto`` (a backend may read them from the model file) or else by
+        the backend's convention."""
+        auto = auto or self.spec.default_units
+        energy = auto.energy if self.ml_energy_unit == AUTO else self.ml_energy_unit
+        distance = auto.distance if self.ml_distance_unit == AUTO else self.ml_distance_unit
+        return ModelUnits(energy, distance)
+
+    def as_keywords(self) -> dict[str, str]:
+        """The settings as engine keywords (only those that are set)."""
+        pairs = {
+            "Backend": self.backend,
+            "Model": self.model,
+            "ParameterFile": self.parameter_file,
+            "ParameterDir": self.parameter_dir,
+            "MLEnergyUnit": self.ml_energy_unit,
+            "MLDistanceUnit": self.ml_distance_unit,
+            "Device": self.device,
+            "NumThreads": None if self.num_threads is None else str(self.num_threads),
+        }
+        return {key: value for key, value in pairs.items() if value}
+
+
+def _choose(keyword: str, value: str, allowed: tuple[str, ...] | list[str]) -> str:
+    for candidate in allowed:
+        if candidate.lower() == value.lower():
+            return candidate
+    raise KeywordError(
+        keyword, f"{keyword} {value!r} is not allowed; allowed values: {', '.join(allowed)}"
+    )
+
+
+def _canonical_keyword(name: str) -> str:
+    for keyword in KEYWORDS:
+        if keyword.lower() == name.lower():
+            return keyword
+    raise KeywordError(
+        name, f"unknown engine keyword {name!r}; known keywords: {', '.join(KEYWORDS)}"
+    )
+
+
+def _backend_for_model(model: str) -> str:
+    for spec in BACKENDS.values():
+        for built_in in spec.models:
+            if built_in != CUSTOM and built_in.lower() == model.lower():
+                return spec.name
+    if model.lower() == CUSTOM.lower():
+        raise KeywordError(
+            "Backend", f"Model {CUSTOM} needs a Backend; choose one of: {', '.join(BACKENDS)}"
+        )
+    built_ins = [m for spec in BACKENDS.values() for m in spec.models if m != CUSTOM]
+    raise KeywordError(
+        "Model",
+        f"Model {model!r} is not a built-in model of any backend; built-in models: "
+        f"{', '.join(built_ins)} (or Backend <name> with Model {CUSTOM})",
+    )
+
+
+def _check_path(keyword: str, path: str, want_dir: bool) -> None:
+    target = Path(path)
+    if not target.exists():
+        raise KeywordError(keyword, f"{keyword} {path!r} does not exist")
+    if want_dir and not target.is_dir():
+        raise KeywordError(keyword, f"{keyword} {path!r} is a file; a directory is expected")
+    if not want_dir and target.is_dir():
+        raise KeywordError(keyword, f"{keyword} {path!r} is a directory; a file is expected")
+    if not os.access(target, os.R_OK):
+        raise KeywordError(keyword, f"{keyword} {path!r} is not readable")
+
+
+def _parse_num_threads(value: str) -> int | None:
+    if value.strip() == "":
+        return None
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise KeywordError("NumThreads", f"NumThreads {value!r} is not allowed; give a positive integer")
+    return count
+
+
+def parse_settings(keywords: Mapping[str, str | int | None]) -> EngineSettings:
+    """Validate engine keywords (names as in the Engine block, any case) and
+    return canonical settings. Keywords that are ``None`` count as not given.
+    """
+    given: dict[str, str] = {}
+    for name, value in keywords.items():
+        if value is None:
+            continue
+        given[_canonical_keyword(name)] = str(value).strip()
+
+    if "Backend" in given:
+        backend = _choose("Backend", given["Backend"], list(BACKENDS))
+    elif "Model" in given:
+        backend = _backend_for_model(given["Model"])
+    else:
+        backend = DEFAULT_BACKEND
+    spec = BACKENDS[backend]
+    model = _choose("Model", given["Model"], spec.models) if "Model" in given else spec.default_model
+
+    parameter_file = given.get("ParameterFile") or None
+    parameter_dir = given.get("ParameterDir") or None
+    accepted = set()
+    if model == CUSTOM and spec.parameter:
+        accepted.add(spec.parameter)
+        if (parameter_file or parameter_dir) is None:
+            raise KeywordError(
+                spec.parameter,
+                f"Backend {backend} with Model {CUSTOM} needs {spec.parameter} (the trained model)",
+            )
+        if spec.parameter == "ParameterFile" and parameter_file is None:
+            raise KeywordError(
+                "ParameterFile",
+                f"Backend {backend} reads a model file: give ParameterFile, not ParameterDir",
+            )
+        if spec.parameter == "ParameterDir" and parameter_dir is None:
+            raise KeywordError(
+                "ParameterDir",
+                f"Backend {backend} reads a model directory: give ParameterDir, not ParameterFile",
+            )
+    elif spec.built_in_parameter_dir:
+        accepted.add("ParameterDir")
+    for keyword, value in (("ParameterFile", parameter_file), ("ParameterDir", parameter_dir)):
+        if value is None:
+            continue
+        if keyword not in accepted:
+            raise KeywordError(
+                keyword, f"{keyword} is not used by Backend {backend} with Model {model}"
+            )
+        _check_path(keyword, value, want_dir=keyword == "ParameterDir")
+
+    energy_unit = _choose("MLEnergyUnit", given.get("MLEnergyUnit") or AUTO, (AUTO, *ENERGY_UNITS_EV))
+    distance_unit = _choose(
+        "MLDistanceUnit", given.get("MLDistanceUnit") or AUTO, (AUTO, *DISTANCE_UNITS_ANGSTROM)
+    )
+
+    device = given.get("Device", "").lower()
+    if device and not _DEVICE_PATTERN.match(device):
+        raise KeywordError(
+            "Device", f"Device {given['Device']!r} is not allowed; use empty, cpu, cuda or cuda:N"
+        )
+
+    return EngineSettings(
+        backend=backend,
+        model=model,
+        parameter_file=parameter_file,
+        parameter_dir=parameter_dir,
+        ml_energy_unit=energy_unit,
+        ml_distance_unit=distance_unit,
+        device=device,
+        num_threads=_parse_num_threads(given.get("NumThreads", "")),
+    )

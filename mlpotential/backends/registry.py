@@ -1,0 +1,168 @@
+"""The backend registry: which backends exist, what each accepts, and how a
+validated :class:`~mlpotential.backends.keywords.EngineSettings` becomes an
+ASE calculator.
+
+Backend modules are imported only when a calculator is built, so listing the
+backends (the installer, ``--help``, keyword validation) needs none of their
+libraries.
+
+Every calculator a backend returns works in ASE units (eV, Angstrom,
+eV/Angstrom, eV/Angstrom^3 for stress). Backends with an uncertainty estimate
+also fill ``results["energy_std"]`` (eV) on every calculation, and
+``results["forces_std"]`` (eV/Angstrom, shape (nAtoms, 3)) when the property
+``"forces_std"`` is asked for, because that costs extra work.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mlpotential.backends.errors import BackendUnavailableError, EngineSetupError
+from mlpotential.backends.units import ModelUnits
+
+if TYPE_CHECKING:
+    from ase.calculators.calculator import Calculator
+
+    from mlpotential.backends.keywords import EngineSettings
+
+CUSTOM = "Custom"
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """What the engine needs to know about one backend before importing it.
+
+    ``models`` are the accepted Model values (built-in names and/or
+    ``Custom``), the first is the default. ``parameter`` says which keyword
+    holds a Custom model: ``"ParameterFile"`` or ``"ParameterDir"``.
+    ``factory`` is ``"module:function"``; the function takes EngineSettings
+    and returns an ASE calculator. ``libraries`` are the import names the
+    backend needs (the installer checks them), ``install_name`` the argument
+    of ``mlpotential install`` that provides them. ``built_in_parameter_dir``:
+    built-in models may be read from a ``ParameterDir`` (TorchANI's NeuroChem
+    files).
+    """
+
+    name: str
+    models: tuple[str, ...]
+    parameter: str | None
+    factory: str
+    default_units: ModelUnits
+    libraries: tuple[str, ...] = ()
+    install_name: str | None = None
+    description: str = ""
+    built_in_parameter_dir: bool = False
+
+    @property
+    def default_model(self) -> str:
+        return self.models[0]
+
+
+BACKENDS: dict[str, BackendSpec] = {
+    spec.name: spec
+    for spec in (
+        BackendSpec(
+            name="TorchANI",
+            models=("ANI-2x", "ANI-1ccx", "ANI-1x", CUSTOM),
+            parameter="ParameterFile",
+            factory="mlpotential.backends.torchani_backend:create_calculator",
+            default_units=ModelUnits("Hartree", "angstrom"),
+            libraries=("torchani",),
+            install_name="torchani",
+            description="ANI-1x, ANI-1ccx, ANI-2x ensembles (torchani)",
+            built_in_parameter_dir=True,
+        ),
+        BackendSpec(
+            name="SchNetPack",
+            models=(CUSTOM,),
+            parameter="ParameterFile",
+            factory="mlpotential.backends.schnetpack_backend:create_calculator",
+            default_units=ModelUnits("eV", "angstrom"),
+            libraries=("schnetpack",),
+            install_name="schnetpack",
+            description="SchNet/PaiNN models trained with SchNetPack",
+        ),
+        BackendSpec(
+            name="sGDML",
+            models=(CUSTOM,),
+            parameter="ParameterFile",
+            factory="mlpotential.backends.sgdml_backend:create_calculator",
+            default_units=ModelUnits("kcal/mol", "angstrom"),
+            libraries=("sgdml",),
+            install_name="sgdml",
+            description="sGDML kernel models (.npz)",
+        ),
+        BackendSpec(
+            name="PiNN",
+            models=(CUSTOM,),
+            parameter="ParameterDir",
+            factory="mlpotential.backends.pinn:create_calculator",
+            default_units=ModelUnits("eV", "angstrom"),
+            install_name="pinn",
+            description="PiNN model directories (PiNet, BPNN), evaluated in PyTorch",
+        ),
+        BackendSpec(
+            name="HDNNP",
+            models=(CUSTOM, "Cu-EMT"),
+            parameter="ParameterFile",
+            factory="mlpotential.backends.hdnnp:create_calculator",
+            default_units=ModelUnits("eV", "angstrom"),
+            install_name="hdnnp",
+            description="native Behler-Parrinello networks (mlpotential train); Cu-EMT is the shipped demo model",
+        ),
+        BackendSpec(
+            name="GPR",
+            models=(CUSTOM,),
+            parameter="ParameterFile",
+            factory="mlpotential.backends.gpr:create_calculator",
+            default_units=ModelUnits("eV", "angstrom"),
+            install_name="gpr",
+            description="Gaussian-process surrogates saved by mlpotential gpr",
+        ),
+        BackendSpec(
+            name="ASE",
+            models=("EMT", "LennardJones"),
+            parameter=None,
+            factory="mlpotential.backends.ase_backend:create_calculator",
+            default_units=ModelUnits("eV", "angstrom"),
+            install_name="ase",
+            description="ASE's own EMT and Lennard-Jones (checks an installation, tests the pipe)",
+        ),
+    )
+}
+
+
+def install_hint(spec: BackendSpec) -> str:
+    """The command that installs what ``spec`` needs."""
+    return f"mlpotential install {spec.install_name or spec.name.lower()}"
+
+
+def create_calculator(settings: EngineSettings) -> Calculator:
+    """Build the ASE calculator that ``settings`` (already validated) describe.
+
+    Raises :class:`BackendUnavailableError` when the backend's library cannot
+    be imported (naming the install command) and lets the backend's own
+    :class:`~mlpotential.backends.errors.EngineSetupError` through.
+    """
+    spec = BACKENDS[settings.backend]
+    module_name, function_name = spec.factory.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            "Backend",
+            f"Backend {spec.name} needs {exc.name or 'a library'} which cannot be imported "
+            f"({exc}). Install it with: {install_hint(spec)}",
+        ) from exc
+    try:
+        return getattr(module, function_name)(settings)
+    except EngineSetupError:
+        raise
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            "Backend",
+            f"Backend {spec.name} could not import {exc.name or 'a library'} ({exc}). "
+            f"Install it with: {install_hint(spec)}",
+        ) from exc
