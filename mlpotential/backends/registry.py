@@ -151,6 +151,10 @@ def create_calculator(settings: EngineSettings) -> Calculator:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
+        if exc.name == module_name:
+            raise BackendUnavailableError(
+                "Backend", f"Backend {spec.name} is not part of this installation of mlpotential ({exc})"
+            ) from exc
         raise BackendUnavailableError(
             "Backend",
             f"Backend {spec.name} needs {exc.name or 'a library'} which cannot be imported "

@@ -1,0 +1,203 @@
+"""Labelled structures for the GPR: reading them and splitting a mixed set
+into subsets of one composition each.
+
+A GPR over Cartesian coordinates (and the per-atom force layout of every
+descriptor) only compares structures whose atoms are the same elements in
+the same order, so a subset is keyed by the ordered element list and the
+periodicity. Units: Angstrom, eV, eV/Angstrom.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from mlpotential.backends.gpr._xsf import XsfFormatError, read_xsf
+
+
+class DataError(ValueError):
+    """Training or test data that cannot be used; the message names the file."""
+
+
+@dataclass
+class Structure:
+    """One structure with its (optional) reference energy (eV) and forces
+    (eV/Angstrom, shape (N, 3)). ``cell`` is None for a molecule."""
+
+    symbols: tuple[str, ...]
+    positions: np.ndarray
+    cell: np.ndarray | None = None
+    energy: float | None = None
+    forces: np.ndarray | None = None
+    source: str = ""
+
+    @property
+    def periodic(self) -> bool:
+        return self.cell is not None
+
+    @property
+    def key(self) -> tuple[tuple[str, ...], bool]:
+        """What a GPR model is specific to: ordered elements and periodicity."""
+        return (self.symbols, self.periodic)
+
+    def to_atoms(self) -> Atoms:
+        atoms = Atoms(self.symbols, positions=self.positions, cell=self.cell, pbc=self.periodic)
+        return atoms
+
+    @classmethod
+    def from_atoms(cls, atoms: Atoms, source: str = "") -> Structure:
+        """From ASE atoms; energy and forces are taken from an attached
+        calculator when it has them."""
+        energy = forces = None
+        if atoms.calc is not None:
+            energy = atoms.calc.results.get("energy")
+            forces = atoms.calc.results.get("forces")
+        periodic = bool(np.all(atoms.pbc))
+        if np.any(atoms.pbc) and not periodic:
+            raise DataError(f"{source or 'a structure'}: partly periodic cells are not supported (pbc={atoms.pbc.tolist()})")
+        return cls(
+            symbols=tuple(atoms.get_chemical_symbols()),
+            positions=np.array(atoms.positions, dtype=np.float64),
+            cell=np.array(atoms.cell.array, dtype=np.float64) if periodic else None,
+            energy=None if energy is None else float(energy),
+            forces=None if forces is None else np.array(forces, dtype=np.float64),
+            source=source,
+        )
+
+
+@dataclass
+class StructureSubset:
+    """Structures of one composition, stacked: ``positions`` (n, N, 3),
+    ``cells`` (n, 3, 3) or None, ``energies`` (n,) or None, ``forces``
+    (n, N, 3) or None. ``indices`` are the structures' places in the list
+    they were split from."""
+
+    symbols: tuple[str, ...]
+    periodic: bool
+    positions: np.ndarray
+    cells: np.ndarray | None
+    energies: np.ndarray | None
+    forces: np.ndarray | None
+    sources: list[str] = field(default_factory=list)
+    indices: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return self.positions.shape[0]
+
+    @property
+    def num_atoms(self) -> int:
+        return len(self.symbols)
+
+    @property
+    def label(self) -> str:
+        """A short name: the formula and the atom count."""
+        return f"{Atoms(self.symbols).get_chemical_formula()} ({self.num_atoms} atoms)"
+
+    def structures(self) -> list[Structure]:
+        return [
+            Structure(
+                symbols=self.symbols,
+                positions=self.positions[i],
+                cell=None if self.cells is None else self.cells[i],
+                energy=None if self.energies is None else float(self.energies[i]),
+                forces=None if self.forces is None else self.forces[i],
+                source=self.sources[i] if self.sources else "",
+            )
+            for i in range(len(self))
+        ]
+
+    def select(self, keep: Sequence[int]) -> StructureSubset:
+        keep = np.asarray(keep, dtype=np.int64)
+        return StructureSubset(
+            symbols=self.symbols,
+            periodic=self.periodic,
+            positions=self.positions[keep],
+            cells=None if self.cells is None else self.cells[keep],
+            energies=None if self.energies is None else self.energies[keep],
+            forces=None if self.forces is None else self.forces[keep],
+            sources=[self.sources[i] for i in keep] if self.sources else [],
+            indices=self.indices[keep],
+        )
+
+
+def split_by_composition(structures: Sequence[Structure]) -> list[StructureSubset]:
+    """Group structures by ordered element list and periodicity, in order of
+    first appearance. Energies/forces are kept only when every structure of
+    the subset has them."""
+    groups: dict[tuple[tuple[str, ...], bool], list[int]] = {}
+    for index, structure in enumerate(structures):
+        groups.setdefault(structure.key, []).append(index)
+    subsets = []
+    for (symbols, periodic), members in groups.items():
+        chosen = [structures[i] for i in members]
+        energies = None
+        if all(s.energy is not None for s in chosen):
+            energies = np.array([s.energy for s in chosen], dtype=np.float64)
+        forces = None
+        if all(s.forces is not None for s in chosen):
+            forces = np.stack([s.forces for s in chosen]).astype(np.float64)
+        subsets.append(
+            StructureSubset(
+                symbols=symbols,
+                periodic=periodic,
+                positions=np.stack([s.positions for s in chosen]).astype(np.float64),
+                cells=np.stack([s.cell for s in chosen]).astype(np.float64) if periodic else None,
+                energies=energies,
+                forces=forces,
+                sources=[s.source for s in chosen],
+                indices=np.array(members, dtype=np.int64),
+            )
+        )
+    return subsets
+
+
+def read_structures(paths: Sequence[str | Path], file_format: str = "xsf") -> list[Structure]:
+    """Read structures from files: aenet XSF (one structure per file), or any
+    format ASE reads (every frame of every file). Raises :class:`DataError`
+    naming the file when one cannot be read."""
+    structures: list[Structure] = []
+    for path in paths:
+        path = str(path)
+        if file_format == "xsf":
+            try:
+                xsf = read_xsf(path)
+            except XsfFormatError as exc:
+                raise DataError(str(exc)) from exc
+            structures.append(
+                Structure(
+                    symbols=xsf.symbols,
+                    positions=xsf.positions,
+                    cell=xsf.cell,
+                    energy=xsf.energy,
+                    forces=xsf.forces,
+                    source=path,
+                )
+            )
+            continue
+        import ase.io
+
+        try:
+            frames = ase.io.read(path, index=":", format=file_format)
+        except Exception as exc:  # ASE raises many kinds for a bad file
+            raise DataError(f"cannot read {path} as {file_format!r}: {exc}") from exc
+        for number, atoms in enumerate(frames):
+            source = path if len(frames) == 1 else f"{path}@{number}"
+            structures.append(Structure.from_atoms(atoms, source=source))
+    return structures
+
+
+def require_labels(structures: Sequence[Structure], need_forces: bool, purpose: str) -> None:
+    """Raise :class:`DataError` naming the first file without an energy
+    (or, with ``need_forces``, without forces)."""
+    for structure in structures:
+        if structure.energy is None:
+            raise DataError(
+                f"{structure.source}: no total energy ({purpose} needs one; aenet XSF files carry it "
+                "in the first line as '# total energy = <value> eV')"
+            )
+        if need_forces and structure.forces is None:
+            raise DataError(f"{structure.source}: no forces on the atom lines ({purpose} needs them)")

@@ -1,0 +1,166 @@
+"""Descriptors the GPR compares structures with.
+
+* :class:`CartesianDescriptor`: the flattened coordinates (Angstrom); the
+  kernel has closed forms for it (its Jacobian is the identity).
+* :class:`SoapDescriptor`: SOAP power spectra from DScribe, at the atoms or
+  at fixed points in space, with DScribe's Jacobians.
+
+A descriptor turns a batch of structures of one composition into features
+(n, C, F) and Jacobians (n, C, D, F) (D = 3 * atoms, index 3 * atom + axis);
+``settings()`` is what a model file stores to rebuild it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from ase import Atoms
+
+
+class Descriptor:
+    """Base class; ``kind`` names the descriptor in model files."""
+
+    kind: ClassVar[str] = ""
+    cartesian: ClassVar[bool] = False
+
+    def features(
+        self, symbols: tuple[str, ...], positions: np.ndarray, cells: np.ndarray | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features (n, C, F) and Jacobians (n, C, D, F), float64 on CPU."""
+        raise NotImplementedError
+
+    def feature_bytes_per_structure(self, num_atoms: int) -> int:
+        """Memory of one structure's features and Jacobians (bytes), to size batches."""
+        raise NotImplementedError
+
+    def settings(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class CartesianDescriptor(Descriptor):
+    """The atomic coordinates themselves (Angstrom), as aenet-gpr's default
+    descriptor: not invariant to rotation or translation, so training and
+    predicted structures must share the frame."""
+
+    kind = "cartesian"
+    cartesian = True
+
+    def coordinates(self, positions: np.ndarray) -> torch.Tensor:
+        """(n, N, 3) positions as (n, 3N) float64."""
+        positions = np.asarray(positions, dtype=np.float64)
+        return torch.from_numpy(positions.reshape(positions.shape[0], -1).copy())
+
+    def features(self, symbols, positions, cells):
+        coordinates = self.coordinates(positions)
+        n, dim = coordinates.shape
+        jacobian = torch.eye(dim, dtype=torch.float64).expand(n, 1, dim, dim)
+        return coordinates[:, None, :], jacobian
+
+    def feature_bytes_per_structure(self, num_atoms: int) -> int:
+        return 8 * 3 * num_atoms
+
+    def settings(self) -> dict[str, Any]:
+        return {"kind": self.kind}
+
+
+@dataclass(frozen=True)
+class SoapSettings:
+    """DScribe SOAP parameters with aenet-gpr 3.7.9's defaults. ``centers``:
+    fixed points (Angstrom) where the spectra are taken; None = at every atom.
+    ``n_jobs``: DScribe's worker processes."""
+
+    r_cut: float = 5.0
+    n_max: int = 6
+    l_max: int = 4
+    sigma: float = 0.5
+    rbf: str = "gto"
+    centers: tuple[tuple[float, float, float], ...] | None = None
+    method: str = "numerical"
+    n_jobs: int = 1
+
+
+class SoapDescriptor(Descriptor):
+    """SOAP (Bartok, Kondor, Csanyi, PRB 87, 184115 (2013)) through DScribe
+    (Himanen et al., CPC 247, 106949 (2020)) with its Jacobians."""
+
+    kind = "soap"
+
+    def __init__(self, settings: SoapSettings, species: tuple[str, ...], periodic: bool) -> None:
+        from dscribe.descriptors import SOAP
+
+        self.soap_settings = settings
+        self.species = tuple(sorted(set(species)))
+        self.periodic = periodic
+        self._soap = SOAP(
+            species=list(self.species),
+            periodic=periodic,
+            r_cut=settings.r_cut,
+            n_max=settings.n_max,
+            l_max=settings.l_max,
+            sigma=settings.sigma,
+            rbf=settings.rbf,
+            dtype="float64",
+            sparse=False,
+        )
+
+    @property
+    def num_features(self) -> int:
+        return int(self._soap.get_number_of_features())
+
+    def _num_centers(self, num_atoms: int) -> int:
+        centers = self.soap_settings.centers
+        return num_atoms if centers is None else len(centers)
+
+    def feature_bytes_per_structure(self, num_atoms: int) -> int:
+        return 8 * self._num_centers(num_atoms) * (1 + 3 * num_atoms) * self.num_features
+
+    def features(self, symbols, positions, cells):
+        images = [
+            Atoms(symbols, positions=positions[i], cell=None if cells is None else cells[i], pbc=cells is not None)
+            for i in range(positions.shape[0])
+        ]
+        centers = self.soap_settings.centers
+        centers_arg = None if centers is None else [[list(c) for c in centers]] * len(images)
+        jacobian, features = self._soap.derivatives(
+            images,
+            centers=centers_arg,
+            method=self.soap_settings.method,
+            return_descriptor=True,
+            n_jobs=self.soap_settings.n_jobs,
+        )
+        jacobian = np.asarray(jacobian, dtype=np.float64)
+        features = np.asarray(features, dtype=np.float64)
+        if len(images) == 1 and features.ndim == 2:
+            features, jacobian = features[None], jacobian[None]
+        n, num_centers, num_atoms, _, num_features = jacobian.shape
+        jacobian = jacobian.reshape(n, num_centers, 3 * num_atoms, num_features)
+        return torch.from_numpy(features), torch.from_numpy(jacobian)
+
+    def settings(self) -> dict[str, Any]:
+        values = asdict(self.soap_settings)
+        values["centers"] = None if self.soap_settings.centers is None else [list(c) for c in self.soap_settings.centers]
+        return {"kind": self.kind, "species": list(self.species), "periodic": self.periodic, **values}
+
+
+def descriptor_from_settings(settings: dict[str, Any]) -> Descriptor:
+    """Rebuild a descriptor from ``Descriptor.settings()`` (a model file)."""
+    kind = settings.get("kind")
+    if kind == CartesianDescriptor.kind:
+        return CartesianDescriptor()
+    if kind == SoapDescriptor.kind:
+        centers = settings.get("centers")
+        soap = SoapSettings(
+            r_cut=float(settings["r_cut"]),
+            n_max=int(settings["n_max"]),
+            l_max=int(settings["l_max"]),
+            sigma=float(settings["sigma"]),
+            rbf=str(settings["rbf"]),
+            centers=None if centers is None else tuple(tuple(float(v) for v in c) for c in centers),
+            method=str(settings["method"]),
+            n_jobs=int(settings["n_jobs"]),
+        )
+        return SoapDescriptor(soap, tuple(settings["species"]), bool(settings["periodic"]))
+    raise ValueError(f"unknown descriptor kind {kind!r} (known: cartesian, soap)")

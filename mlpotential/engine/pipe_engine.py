@@ -1,0 +1,190 @@
+"""``PipeEngine``: an ASE calculator whose energies and forces come from an
+mlpotential worker (or any AMS-compatible worker) in another process.
+
+It converts at the edge: ASE's eV and Angstrom in, the wire's Hartree and
+Bohr out. It sends SetSystem when the species, the atom count or the
+periodicity change and SetCoords/SetLattice otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+
+from mlpotential.backends.units import BOHR_ANGSTROM, HARTREE_EV, HARTREE_PER_BOHR_EV_PER_ANGSTROM
+from mlpotential.engine.client import EngineError, PipeClient
+from mlpotential.engine.launcher import WorkerDiedError, our_worker_command
+from mlpotential.protocol import messages as msg
+
+PATH_KEYWORDS = ("ParameterFile", "ParameterDir")
+_SENDABLE_PERIODICITY = ([False] * 3, [True, False, False], [True, True, False], [True] * 3)
+_OPTION_OF_KEYWORD = {
+    "backend": "--backend",
+    "model": "--model",
+    "parameterfile": "--parameter-file",
+    "parameterdir": "--parameter-dir",
+    "mlenergyunit": "--ml-energy-unit",
+    "mldistanceunit": "--ml-distance-unit",
+    "device": "--device",
+    "numthreads": "--num-threads",
+}
+
+
+def absolute_keywords(keywords: Mapping[str, Any], base: str | os.PathLike[str] | None = None) -> dict[str, str]:
+    """The keywords with ParameterFile/ParameterDir made absolute against
+    ``base`` (default: the current directory): the worker runs elsewhere."""
+    base_path = Path(base) if base is not None else Path.cwd()
+    result = {}
+    for key, value in keywords.items():
+        if value is None:
+            continue
+        value = str(value)
+        if key.lower() in (name.lower() for name in PATH_KEYWORDS) and value:
+            value = str((base_path / Path(value).expanduser()).resolve())
+        result[key] = value
+    return result
+
+
+def worker_options(keywords: Mapping[str, str]) -> list[str]:
+    """``mlpotential worker`` options for engine keywords. Unknown names are
+    passed as they are so the worker reports them."""
+    options = []
+    for key, value in keywords.items():
+        option = _OPTION_OF_KEYWORD.get(key.lower())
+        if option is None:
+            raise EngineError(7, f"unknown engine keyword {key!r}; known: Backend, Model, ParameterFile, "
+                              "ParameterDir, MLEnergyUnit, MLDistanceUnit, Device, NumThreads", "", key)  # fmt: skip
+        options += [option, value]
+    return options
+
+
+class PipeEngine(Calculator):
+    """An ASE calculator served by a worker process over the pipe protocol.
+
+    ``keywords`` are engine keywords (``{"Backend": "ASE", "Model": "EMT"}``).
+    ``worker_command`` replaces our worker by any AMS-compatible command;
+    ``worker_args`` are extra ``mlpotential worker`` options (``--summary``).
+    Results: energy, free_energy (eV), forces (eV/Angstrom), stress
+    (eV/Angstrom^3, 3D-periodic systems), energy_std (eV) and forces_std
+    (eV/Angstrom) where the backend has them. Use as a context manager, or
+    call :meth:`close`; the worker is started on first use.
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress", "energy_std", "forces_std"]
+    discard_results_on_any_change = True
+
+    def __init__(
+        self,
+        keywords: Mapping[str, Any] | None = None,
+        *,
+        codec: str = "ubjson",
+        worker_command: Sequence[str] | None = None,
+        worker_args: Sequence[str] = (),
+        base_directory: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.keywords = absolute_keywords(keywords or {}, base_directory)
+        if worker_command is None:
+            worker_command = our_worker_command(*worker_options(self.keywords), *worker_args)
+        self.command = list(worker_command)
+        self.codec = codec
+        self.env = env
+        self.client: PipeClient | None = None
+        self._sent: Atoms | None = None
+
+    # -------------------------------------------------------------- lifecycle
+    def start(self) -> PipeClient:
+        """Start the worker and say Hello (done on first use otherwise)."""
+        if self.client is None:
+            client = PipeClient(self.command, self.codec, self.env)
+            try:
+                client.hello()
+            except BaseException:
+                client.close(timeout=2.0)
+                raise
+            self.client = client
+        return self.client
+
+    def close(self) -> None:
+        """Stop the worker and remove its pipe directory."""
+        if self.client is not None:
+            client, self.client = self.client, None
+            self._sent = None
+            client.close()
+
+    def __enter__(self) -> PipeEngine:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def worker_pid(self) -> int | None:
+        return None if self.client is None else self.client.worker.pid
+
+    def worker_log(self) -> str:
+        """What the worker printed so far (warnings, errors)."""
+        return "" if self.client is None else self.client.worker.log_text()
+
+    # ------------------------------------------------------------ calculation
+    def _send_geometry(self, atoms: Atoms) -> None:
+        client = self.start()
+        sent = self._sent
+        coords = atoms.positions / BOHR_ANGSTROM
+        lattice = atoms.cell.array[atoms.pbc] / BOHR_ANGSTROM
+        if atoms.pbc.tolist() not in _SENDABLE_PERIODICITY:
+            raise EngineError(7, f"periodicity {atoms.pbc.tolist()} cannot be sent: the protocol makes the first "
+                              "1, 2 or 3 lattice directions periodic", "SetSystem", "latticeVectors")  # fmt: skip
+        new_system = (
+            sent is None
+            or len(sent) != len(atoms)
+            or not np.array_equal(sent.numbers, atoms.numbers)
+            or not np.array_equal(sent.pbc, atoms.pbc)
+        )
+        if new_system:
+            charge = float(atoms.info.get("charge", 0.0))
+            client.set_system(msg.SetSystem(atoms.get_chemical_symbols(), coords, lattice, charge))
+        else:
+            if not np.array_equal(sent.positions, atoms.positions):
+                client.call(msg.SetCoords(coords))
+            if atoms.pbc.any() and not np.array_equal(sent.cell.array, atoms.cell.array):
+                client.call(msg.SetLattice(lattice))
+        self._sent = atoms.copy()
+
+    def calculate(self, atoms: Atoms | None = None, properties: Sequence[str] = ("energy",),
+                  system_changes: Sequence[str] = all_changes) -> None:  # fmt: skip
+        super().calculate(atoms, properties, system_changes)
+        self._send_geometry(self.atoms)
+        want_stress = "stress" in properties
+        try:
+            results = self.client.solve(gradients=True, stressTensor=want_stress, other="forces_std" in properties)
+        except WorkerDiedError:
+            self._sent = None
+            self.client.close(timeout=1.0)
+            self.client = None
+            raise
+        energy = results.energy * HARTREE_EV
+        self.results = {
+            "energy": energy,
+            "free_energy": energy,
+            "forces": results.values["gradients"] * -HARTREE_PER_BOHR_EV_PER_ANGSTROM,
+        }
+        if "stressTensor" in results.values:
+            stress = results.values["stressTensor"] * (HARTREE_EV / BOHR_ANGSTROM**3)
+            self.results["stress"] = stress.flat[[0, 4, 8, 5, 2, 1]]
+        if "energyStdDev" in results.values:
+            self.results["energy_std"] = float(results.values["energyStdDev"]) * HARTREE_EV
+        if "forcesStdDev" in results.values:
+            self.results["forces_std"] = results.values["forcesStdDev"] * HARTREE_PER_BOHR_EV_PER_ANGSTROM
+
+
+__all__ = ["EngineError", "PipeEngine", "WorkerDiedError"]
