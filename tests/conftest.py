@@ -3,12 +3,59 @@
 from __future__ import annotations
 
 import os
+import shutil
+import stat
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MLPOTENTIAL_SHARED", REPO.parent / "shared")).resolve()
+
+# Every pipe directory of this session lives under one fresh temporary root
+# (workers inherit TMPDIR), so the session can prove it left nothing behind.
+SESSION_TMP = Path(tempfile.mkdtemp(prefix="mlpotential-tests-"))
+os.environ["TMPDIR"] = str(SESSION_TMP)
+tempfile.tempdir = None
+
+
+def processes_under(root: Path) -> list[str]:
+    """Processes whose working directory lies under ``root`` (deleted or not)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if cwd.startswith(str(root)) and state != "Z":
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            found.append(f"{entry.name}: {command}")
+    return found
+
+
+def fifos_under(root: Path) -> list[Path]:
+    return [path for path in root.rglob("*") if stat.S_ISFIFO(path.lstat().st_mode)]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind():
+    """After the whole session: no worker process and no FIFO remains."""
+    yield
+    deadline = time.monotonic() + 5.0
+    while processes_under(SESSION_TMP) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    leftovers = processes_under(SESSION_TMP)
+    fifos = fifos_under(SESSION_TMP)
+    try:
+        assert not leftovers, f"worker processes left behind: {leftovers}"
+        assert not fifos, f"FIFOs left behind: {fifos}"
+    finally:
+        shutil.rmtree(SESSION_TMP, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

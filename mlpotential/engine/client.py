@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from mlpotential.engine.launcher import WorkerDiedError, WorkerProcess
 from mlpotential.protocol import messages as msg
 from mlpotential.protocol.codecs import CODECS, Codec
 from mlpotential.protocol.errors import ProtocolError, Status
 from mlpotential.protocol.framing import FrameReader, FrameTooLarge, TruncatedFrame, write_frames
+
+
+_SET_CALLS = (msg.SetSystem, msg.SetCoords, msg.SetLattice)
 
 
 class EngineError(ProtocolError):
@@ -26,11 +30,17 @@ class PipeClient:
     """Talks to one worker. Raises :class:`EngineError` for error returns and
     :class:`WorkerDiedError` when the worker is gone."""
 
-    def __init__(self, command: Sequence[str], codec: str = "ubjson", env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        command: Sequence[str],
+        codec: str = "ubjson",
+        env: Mapping[str, str] | None = None,
+        reply_timeout: float | None = None,
+    ) -> None:
         if codec not in CODECS:
             raise ValueError(f"unknown codec {codec!r}; choose one of {', '.join(CODECS)}")
         self.codec: Codec = CODECS[codec]
-        self.worker = WorkerProcess(command, env=env)
+        self.worker = WorkerProcess(command, env=env, reply_timeout=reply_timeout)
         self.reader = FrameReader(self.worker.reply_fd, wait=self.worker.wait_readable)
         self._pending: list[bytes] = []
         self._titles = itertools.count(1)
@@ -56,25 +66,35 @@ class PipeClient:
             raise self.worker.worker_gone()
         return msg.decode_reply(self.codec.loads(payload))
 
-    def call(self, call: msg.Call) -> list[msg.Results]:
-        """Send one call. Set calls are held back and return []; Exit returns
-        [] at once; every other call waits for its ``return`` and gives the
-        ``results`` that came before it."""
-        payload = self.codec.dumps(msg.encode_call(call))
-        if isinstance(call, (msg.SetSystem, msg.SetCoords, msg.SetLattice)):
+    def exchange(self, message: dict[str, Any], expect_reply: bool = True) -> list[msg.Results | msg.Return]:
+        """Send one message object as it is. Without ``expect_reply`` (Set
+        calls, Exit) it is held back until the next call that gets replies;
+        otherwise returns every reply up to and including the ``return``."""
+        payload = self.codec.dumps(message)
+        if not expect_reply:
             self._pending.append(payload)
             return []
         self.send_payloads([payload])
+        replies: list[msg.Results | msg.Return] = []
+        while not replies or not isinstance(replies[-1], msg.Return):
+            replies.append(self.read_reply())
+        return replies
+
+    def call(self, call: msg.Call) -> list[msg.Results]:
+        """Send one call; returns the ``results`` before its ``return`` and
+        raises :class:`EngineError` for a non-success ``return``. Set calls
+        are held back and Exit is sent at once; neither gets replies."""
+        message = msg.encode_call(call)
         if isinstance(call, msg.Exit):
+            self.send_payloads([self.codec.dumps(message)])
             return []
-        results = []
-        while True:
-            reply = self.read_reply()
-            if isinstance(reply, msg.Return):
-                if reply.status != 0:
-                    raise EngineError(reply.status, reply.message, reply.method, reply.argument)
-                return results
-            results.append(reply)
+        replies = self.exchange(message, expect_reply=not isinstance(call, _SET_CALLS))
+        if not replies:
+            return []
+        final = replies[-1]
+        if final.status != Status.SUCCESS:
+            raise EngineError(final.status, final.message, final.method, final.argument)
+        return replies[:-1]
 
     # ------------------------------------------------------------ the calls
     def hello(self) -> None:

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import os
 import select
+import shlex
 import signal
 import subprocess
 import sys
+import time
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mlpotential.engine.pipe_directory import WORKER_LOG, create_pipe_directory, remove_pipe_directory
 from mlpotential.protocol.fifo import make_pipes, open_host_side
@@ -29,9 +32,21 @@ class WorkerDiedError(RuntimeError):
     output."""
 
 
+class WorkerTimeoutError(TimeoutError):
+    """The worker is alive but sent no reply within the reply timeout."""
+
+
 def our_worker_command(*options: str) -> list[str]:
     """The command line of an mlpotential worker run by this interpreter."""
     return [sys.executable, "-m", "mlpotential", "worker", *options]
+
+
+def _spawn(command: list[str], **options: Any) -> subprocess.Popen[bytes]:
+    try:
+        return subprocess.Popen(command, **options)
+    except OSError as exc:
+        raise WorkerDiedError(f"cannot start the worker {shlex.join(command)!r}: {exc.strerror}"
+                              + (" (is it on PATH?)" if isinstance(exc, FileNotFoundError) else "")) from None
 
 
 @dataclass
@@ -46,11 +61,10 @@ class _Handles:
     timeout: float = 2.0
 
     def release(self) -> int | None:
-        for name in ("call_fd", "reply_fd"):
-            fd = getattr(self, name)
+        for fd in (self.call_fd, self.reply_fd):
             if fd >= 0:
                 os.close(fd)
-                setattr(self, name, -1)
+        self.call_fd = self.reply_fd = -1
         code = None
         if self.process is not None:
             try:
@@ -71,14 +85,17 @@ class WorkerProcess:
     its pipes open: ``call_fd`` (blocking writes) and ``reply_fd`` (read
     after :meth:`wait_readable`)."""
 
-    def __init__(self, command: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, command: Sequence[str], env: Mapping[str, str] | None = None, reply_timeout: float | None = None
+    ) -> None:
         self.command = list(command)
+        self.reply_timeout = reply_timeout
         self._handles = _Handles(create_pipe_directory())
         self._finalizer = weakref.finalize(self, self._handles.release)
         try:
             make_pipes(self.directory)
             with open(self.directory / WORKER_LOG, "wb") as log:
-                self._handles.process = subprocess.Popen(
+                self._handles.process = _spawn(
                     self.command,
                     cwd=self.directory,
                     stdin=subprocess.DEVNULL,
@@ -140,9 +157,14 @@ class WorkerProcess:
             raise WorkerDiedError(self.death_message())
 
     def wait_readable(self) -> None:
-        """Block until reply_fd has data or end of file, watching the worker."""
+        """Block until reply_fd has data or end of file, watching the worker
+        (and the reply timeout, when one is set)."""
+        deadline = None if self.reply_timeout is None else time.monotonic() + self.reply_timeout
         while not self._poller.poll(_POLL_MILLISECONDS):
             self.check_alive()
+            if deadline is not None and time.monotonic() > deadline:
+                raise WorkerTimeoutError(f"the worker sent no reply within {self.reply_timeout:g} s "
+                                         f"(command: {' '.join(self.command)})")  # fmt: skip
 
     def worker_gone(self) -> WorkerDiedError:
         """The error for end of file on reply_fd: wait briefly for the exit
@@ -152,6 +174,12 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             pass
         return WorkerDiedError(self.death_message())
+
+    def close_call_pipe(self) -> None:
+        """Close the host's end of call_pipe: the worker sees end of file."""
+        if self._handles.call_fd >= 0:
+            os.close(self._handles.call_fd)
+            self._handles.call_fd = -1
 
     def close(self, timeout: float = 10.0) -> int | None:
         """Close the pipes (end of file tells the worker to exit), wait up to

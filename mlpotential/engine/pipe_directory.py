@@ -29,6 +29,29 @@ def is_launcher_directory(directory: str | os.PathLike[str]) -> bool:
     return (Path(directory) / OWNER_MARKER).exists()
 
 
+def launcher_pid(directory: str | os.PathLike[str]) -> int | None:
+    """The PID of the launcher that made ``directory`` (None if not ours)."""
+    try:
+        return int((Path(directory) / OWNER_MARKER).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` is a running (not zombie) process."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
+
+
 def remove_pipe_directory(directory: str | os.PathLike[str]) -> None:
     """Remove a launcher's directory with everything in it; a directory
     without the marker is left alone."""

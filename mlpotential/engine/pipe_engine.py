@@ -20,10 +20,11 @@ from ase.calculators.calculator import Calculator, all_changes
 from mlpotential.backends.units import BOHR_ANGSTROM, HARTREE_EV, HARTREE_PER_BOHR_EV_PER_ANGSTROM
 from mlpotential.engine.client import EngineError, PipeClient
 from mlpotential.engine.launcher import WorkerDiedError, our_worker_command
+from mlpotential.engine.system import system_message
 from mlpotential.protocol import messages as msg
+from mlpotential.protocol.errors import Status
 
 PATH_KEYWORDS = ("ParameterFile", "ParameterDir")
-_SENDABLE_PERIODICITY = ([False] * 3, [True, False, False], [True, True, False], [True] * 3)
 _OPTION_OF_KEYWORD = {
     "backend": "--backend",
     "model": "--model",
@@ -58,7 +59,7 @@ def worker_options(keywords: Mapping[str, str]) -> list[str]:
     for key, value in keywords.items():
         option = _OPTION_OF_KEYWORD.get(key.lower())
         if option is None:
-            raise EngineError(7, f"unknown engine keyword {key!r}; known: Backend, Model, ParameterFile, "
+            raise EngineError(Status.INVALID_ARGUMENT, f"unknown engine keyword {key!r}; known: Backend, Model, ParameterFile, "
                               "ParameterDir, MLEnergyUnit, MLDistanceUnit, Device, NumThreads", "", key)  # fmt: skip
         options += [option, value]
     return options
@@ -139,11 +140,6 @@ class PipeEngine(Calculator):
     def _send_geometry(self, atoms: Atoms) -> None:
         client = self.start()
         sent = self._sent
-        coords = atoms.positions / BOHR_ANGSTROM
-        lattice = atoms.cell.array[atoms.pbc] / BOHR_ANGSTROM
-        if atoms.pbc.tolist() not in _SENDABLE_PERIODICITY:
-            raise EngineError(7, f"periodicity {atoms.pbc.tolist()} cannot be sent: the protocol makes the first "
-                              "1, 2 or 3 lattice directions periodic", "SetSystem", "latticeVectors")  # fmt: skip
         new_system = (
             sent is None
             or len(sent) != len(atoms)
@@ -151,13 +147,15 @@ class PipeEngine(Calculator):
             or not np.array_equal(sent.pbc, atoms.pbc)
         )
         if new_system:
-            charge = float(atoms.info.get("charge", 0.0))
-            client.set_system(msg.SetSystem(atoms.get_chemical_symbols(), coords, lattice, charge))
+            try:
+                client.set_system(system_message(atoms))
+            except ValueError as exc:
+                raise EngineError(Status.INVALID_ARGUMENT, str(exc), "SetSystem", "latticeVectors") from None
         else:
             if not np.array_equal(sent.positions, atoms.positions):
-                client.call(msg.SetCoords(coords))
+                client.call(msg.SetCoords(atoms.positions / BOHR_ANGSTROM))
             if atoms.pbc.any() and not np.array_equal(sent.cell.array, atoms.cell.array):
-                client.call(msg.SetLattice(lattice))
+                client.call(msg.SetLattice(atoms.cell.array[atoms.pbc] / BOHR_ANGSTROM))
         self._sent = atoms.copy()
 
     def calculate(self, atoms: Atoms | None = None, properties: Sequence[str] = ("energy",),

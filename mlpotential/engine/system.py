@@ -1,4 +1,4 @@
-"""The worker's system: protocol messages (Bohr) <-> ``ase.Atoms`` (Angstrom).
+"""Systems: protocol messages (Bohr) <-> ``ase.Atoms`` (Angstrom), both ways.
 
 Each function checks everything before it changes anything, so a Set call
 that fails leaves the system as it was.
@@ -13,6 +13,23 @@ from ase.data import atomic_numbers
 from mlpotential.backends.units import BOHR_ANGSTROM
 from mlpotential.protocol.errors import ProtocolError, Status
 from mlpotential.protocol.messages import SetSystem
+
+
+_SENDABLE_PERIODICITY = ([False] * 3, [True, False, False], [True, True, False], [True] * 3)
+
+
+def system_message(atoms: Atoms) -> SetSystem:
+    """SetSystem (Bohr) for an ``ase.Atoms`` (Angstrom): the periodic
+    directions must be the first 1, 2 or 3 cell vectors."""
+    if atoms.pbc.tolist() not in _SENDABLE_PERIODICITY:
+        raise ValueError(f"periodicity {atoms.pbc.tolist()} cannot be sent: the pipe protocol makes the first "
+                         "1, 2 or 3 lattice directions periodic")  # fmt: skip
+    return SetSystem(
+        atom_symbols=atoms.get_chemical_symbols(),
+        coords=atoms.positions / BOHR_ANGSTROM,
+        lattice=atoms.cell.array[atoms.pbc] / BOHR_ANGSTROM,
+        total_charge=float(atoms.info.get("charge", 0.0)),
+    )
 
 
 def _invalid(method: str, argument: str, message: str) -> ProtocolError:

@@ -27,7 +27,12 @@ from mlpotential.backends.keywords import EngineSettings, parse_settings
 from mlpotential.backends.registry import create_calculator
 from mlpotential.backends.runtime import configure_threads
 from mlpotential.backends.units import BOHR_ANGSTROM, HARTREE_EV, HARTREE_PER_BOHR_EV_PER_ANGSTROM
-from mlpotential.engine.pipe_directory import is_launcher_directory, remove_pipe_directory
+from mlpotential.engine.pipe_directory import (
+    is_launcher_directory,
+    launcher_pid,
+    process_alive,
+    remove_pipe_directory,
+)
 from mlpotential.engine.summary import write_summary
 from mlpotential.engine.system import atoms_from_system, set_coords, set_lattice
 from mlpotential.protocol import messages as msg
@@ -253,12 +258,14 @@ class HostGone(Exception):
     """The host process ended before it connected to the pipes."""
 
 
-def parent_watch() -> Callable[[], None]:
-    """A ``keep_waiting`` callback that raises once the parent process is gone."""
+def host_watch(directory: Path) -> Callable[[], None]:
+    """A ``keep_waiting`` callback that raises once the host is gone: the
+    launcher recorded in the directory's marker, else the parent process."""
+    host = launcher_pid(directory)
     parent = os.getppid()
 
     def keep_waiting() -> None:
-        if os.getppid() != parent:
+        if not (process_alive(host) if host is not None else os.getppid() == parent):
             raise HostGone
 
     return keep_waiting
@@ -268,7 +275,7 @@ def serve(directory: Path, session: WorkerSession) -> int:
     """Serve ``session`` over the FIFOs in ``directory`` until Exit or end
     of file; returns the process exit status (non-zero when the stream broke)."""
     try:
-        call_fd, reply_fd = open_worker_side(directory, parent_watch())
+        call_fd, reply_fd = open_worker_side(directory, host_watch(directory))
     except HostGone:
         _log("the host went away before it opened the pipes")
         remove_pipe_directory(directory)
