@@ -38,6 +38,30 @@ _MIN_RANGE = 1e-6
 
 
 @dataclass
+class _PairSpecies:
+    """Atomic numbers of each pair's centre and neighbour."""
+
+    centre: np.ndarray
+    neighbour: np.ndarray
+
+
+@dataclass
+class _Couples:
+    """Ordered couples (p, q) of pairs sharing a centre, with what every
+    G3/G4 entry needs: cos of the angle j-i-k, r_ij^2 + r_ik^2,
+    fc(r_ij) fc(r_ik), and r_jk for G3."""
+
+    first: np.ndarray
+    second: np.ndarray
+    centre: torch.Tensor
+    cosine: torch.Tensor
+    radial_sq: torch.Tensor
+    fc_product: torch.Tensor
+    r_jk: torch.Tensor
+    jk_within_cutoff: np.ndarray
+
+
+@dataclass
 class _Subnet:
     hidden: DenseStack
     output: DenseStack
@@ -61,7 +85,9 @@ def ordered_neighbour_couples(centre: np.ndarray, n_atoms: int) -> tuple[np.ndar
 class BPNN:
     """A BPNN with its trained weights: atomic outputs eps_i from pairs."""
 
-    def __init__(self, params: BPNNParams, subnets: dict[int, _Subnet], dtype: torch.dtype, device: torch.device) -> None:
+    def __init__(
+        self, params: BPNNParams, subnets: dict[int, _Subnet], dtype: torch.dtype, device: torch.device
+    ) -> None:
         self.params = params
         self.cutoff = params.rc
         self.elements = frozenset(subnets)
@@ -71,6 +97,23 @@ class BPNN:
         self._fc = cutoff_function(params.cutoff_type, params.rc)
         self._needs_couples = any(spec.kind in ("G3", "G4") for spec in params.sf_spec)
         self._scales = [self._scaling(k) for k in range(len(params.sf_spec))] if params.fp_scale else None
+        self._constants = [self._entry_constants(spec) for spec in params.sf_spec]
+
+    def _entry_constants(self, spec: SymmetryFunctionSpec) -> dict[str, torch.Tensor]:
+        """An entry's parameter lists as tensors, made once."""
+        names = (
+            {"rs": spec.rs, "eta": spec.eta}
+            if spec.kind == "G2"
+            else {"lambd": spec.lambd, "zeta": spec.zeta, "eta": spec.eta}
+        )
+        constants = {
+            key: torch.as_tensor(values, dtype=self._dtype, device=self._device) for key, values in names.items()
+        }
+        if spec.kind != "G2":
+            constants["prefactor"] = 2.0 ** (1.0 - constants["zeta"])
+            lambd = constants["lambd"]
+            constants["angle_floor"] = torch.where(lambd.abs() <= 1.0, 0.0, -torch.inf).to(self._dtype)
+        return constants
 
     def _scaling(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         mins, maxs = (np.asarray(v, dtype=np.float64) for v in self.params.fp_range[k])
@@ -85,24 +128,10 @@ class BPNN:
     ) -> torch.Tensor:
         """eps_i for every atom, shape (n_atoms,); ``diff`` (n_pairs, 3) in
         the model's length unit, pairs sorted by centre."""
-        n_atoms = numbers.shape[0]
-        z = numbers.cpu().numpy()
-        z_centre = z[centre.cpu().numpy()]
-        z_neighbour = z[neighbour.cpu().numpy()]
-        distance = torch.linalg.vector_norm(diff, dim=1)
-        fc = self._fc(distance)
-        angular = self._angular_terms(diff, distance, fc, centre, n_atoms) if self._needs_couples else None
-        features = []
-        for k, spec in enumerate(self.params.sf_spec):
-            if spec.kind == "G2":
-                block = self._g2(spec, distance, fc, centre, z_centre, z_neighbour, n_atoms)
-            else:
-                block = self._angular(spec, angular, z_centre, z_neighbour, n_atoms)
-            if self._scales is not None:
-                mins, width = self._scales[k]
-                block = 2.0 * (block - mins) / width - 1.0
-            features.append(block)
-        output = torch.zeros(n_atoms, dtype=self._dtype, device=self._device)
+        features = self.symmetry_functions(numbers, centre, neighbour, diff)
+        if self._scales is not None:
+            features = [2.0 * (block - mins) / width - 1.0 for block, (mins, width) in zip(features, self._scales)]
+        output = torch.zeros(numbers.shape[0], dtype=self._dtype, device=self._device)
         for element, subnet in self._subnets.items():
             rows = torch.nonzero(numbers == element)[:, 0]
             if len(rows) == 0:
@@ -111,64 +140,93 @@ class BPNN:
             output = output.index_add(0, rows, subnet.output(subnet.hidden(atom_features))[:, 0])
         return output
 
-    def _g2(self, spec: SymmetryFunctionSpec, distance, fc, centre, z_centre, z_neighbour, n_atoms) -> torch.Tensor:
-        selected = _species_mask(z_centre, spec.i) & _species_mask(z_neighbour, spec.j)
+    def symmetry_functions(
+        self, numbers: torch.Tensor, centre: torch.Tensor, neighbour: torch.Tensor, diff: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """The unscaled features of every ``sf_spec`` entry, one (n_atoms,
+        entry size) block each; rows of atoms that the entry's ``i`` does not
+        select are zero."""
+        n_atoms = numbers.shape[0]
+        z = numbers.cpu().numpy()
+        species = _PairSpecies(z[centre.cpu().numpy()], z[neighbour.cpu().numpy()])
+        distance = torch.linalg.vector_norm(diff, dim=1)
+        fc = self._fc(distance)
+        couples = self._couples(diff, distance, fc, centre, n_atoms) if self._needs_couples else None
+        blocks = []
+        for spec, constants in zip(self.params.sf_spec, self._constants):
+            if spec.kind == "G2":
+                blocks.append(self._g2(spec, constants, distance, fc, centre, species, n_atoms))
+            else:
+                blocks.append(self._angular(spec, constants, couples, species, n_atoms))
+        return blocks
+
+    def _g2(
+        self,
+        spec: SymmetryFunctionSpec,
+        constants: dict[str, torch.Tensor],
+        distance: torch.Tensor,
+        fc: torch.Tensor,
+        centre: torch.Tensor,
+        species: _PairSpecies,
+        n_atoms: int,
+    ) -> torch.Tensor:
+        selected = _matches(species.centre, spec.i) & _matches(species.neighbour, spec.j)
         index = torch.as_tensor(np.nonzero(selected)[0], device=self._device)
-        rs = torch.as_tensor(spec.rs, dtype=self._dtype, device=self._device)
-        eta = torch.as_tensor(spec.eta, dtype=self._dtype, device=self._device)
-        r = distance[index][:, None]
-        values = torch.exp(-eta * (r - rs) ** 2) * fc[index][:, None]
+        values = torch.exp(-constants["eta"] * (distance[index][:, None] - constants["rs"]) ** 2) * fc[index][:, None]
         block = torch.zeros(n_atoms, spec.size, dtype=self._dtype, device=self._device)
         return block.index_add(0, centre[index], values)
 
-    def _angular_terms(self, diff, distance, fc, centre, n_atoms) -> dict[str, object]:
-        """Quantities shared by every G3/G4 entry, over all ordered couples."""
+    def _couples(
+        self, diff: torch.Tensor, distance: torch.Tensor, fc: torch.Tensor, centre: torch.Tensor, n_atoms: int
+    ) -> _Couples:
         first_np, second_np = ordered_neighbour_couples(centre.cpu().numpy(), n_atoms)
         first = torch.as_tensor(first_np, device=self._device)
         second = torch.as_tensor(second_np, device=self._device)
         r_ij, r_ik = distance[first], distance[second]
-        cosine = (diff[first] * diff[second]).sum(dim=1) / (r_ij * r_ik)
-        diff_jk = diff[second] - diff[first]
-        r_jk = torch.linalg.vector_norm(diff_jk, dim=1)
-        return {
-            "first": first_np,
-            "second": second_np,
-            "centre": centre[first],
-            "cosine": cosine,
-            "radial_sq": r_ij**2 + r_ik**2,
-            "fc_pair": fc[first] * fc[second],
-            "r_jk": r_jk,
-            "within_jk": (r_jk < self.cutoff).cpu().numpy(),
-        }
+        r_jk = torch.linalg.vector_norm(diff[second] - diff[first], dim=1)
+        return _Couples(
+            first=first_np,
+            second=second_np,
+            centre=centre[first],
+            cosine=(diff[first] * diff[second]).sum(dim=1) / (r_ij * r_ik),
+            radial_sq=r_ij**2 + r_ik**2,
+            fc_product=fc[first] * fc[second],
+            r_jk=r_jk,
+            jk_within_cutoff=(r_jk < self.cutoff).cpu().numpy(),
+        )
 
-    def _angular(self, spec: SymmetryFunctionSpec, terms, z_centre, z_neighbour, n_atoms) -> torch.Tensor:
-        first, second = terms["first"], terms["second"]
+    def _angular(
+        self,
+        spec: SymmetryFunctionSpec,
+        constants: dict[str, torch.Tensor],
+        couples: _Couples,
+        species: _PairSpecies,
+        n_atoms: int,
+    ) -> torch.Tensor:
+        first, second = couples.first, couples.second
         selected = (
-            _species_mask(z_centre[first], spec.i)
-            & _species_mask(z_neighbour[first], spec.j)
-            & _species_mask(z_neighbour[second], spec.k)
+            _matches(species.centre[first], spec.i)
+            & _matches(species.neighbour[first], spec.j)
+            & _matches(species.neighbour[second], spec.k)
         )
         if spec.kind == "G3":
-            selected &= terms["within_jk"]
+            selected &= couples.jk_within_cutoff
         index = torch.as_tensor(np.nonzero(selected)[0], device=self._device)
-        lambd = torch.as_tensor(spec.lambd, dtype=self._dtype, device=self._device)
-        zeta = torch.as_tensor(spec.zeta, dtype=self._dtype, device=self._device)
-        eta = torch.as_tensor(spec.eta, dtype=self._dtype, device=self._device)
-        radial_sq = terms["radial_sq"][index][:, None]
-        cutoff = terms["fc_pair"][index][:, None]
+        radial_sq = couples.radial_sq[index][:, None]
+        cutoff = couples.fc_product[index][:, None]
         if spec.kind == "G3":
-            r_jk = terms["r_jk"][index]
+            r_jk = couples.r_jk[index]
             radial_sq = radial_sq + (r_jk**2)[:, None]
             cutoff = cutoff * self._fc(r_jk)[:, None]
-        # 1 + lambda cos >= 0 for |lambda| <= 1; the clamp only removes
+        # 1 + lambda cos >= 0 when |lambda| <= 1; the floor only removes
         # round-off below zero, which a fractional power would turn into NaN.
-        angle = (1.0 + lambd * terms["cosine"][index][:, None]).clamp(min=0.0)
-        values = 2.0 ** (1.0 - zeta) * angle**zeta * torch.exp(-eta * radial_sq) * cutoff
+        angle = torch.maximum(1.0 + constants["lambd"] * couples.cosine[index][:, None], constants["angle_floor"])
+        values = constants["prefactor"] * angle ** constants["zeta"] * torch.exp(-constants["eta"] * radial_sq) * cutoff
         block = torch.zeros(n_atoms, spec.size, dtype=self._dtype, device=self._device)
-        return block.index_add(0, terms["centre"][index], values)
+        return block.index_add(0, couples.centre[index], values)
 
 
-def _species_mask(elements: np.ndarray, wanted: int | None) -> np.ndarray:
+def _matches(elements: np.ndarray, wanted: int | None) -> np.ndarray:
     return np.ones(len(elements), dtype=bool) if wanted is None else elements == wanted
 
 

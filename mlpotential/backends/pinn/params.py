@@ -25,6 +25,9 @@ CUTOFF_TYPES = ("f1", "f2", "hip")
 BASIS_TYPES = ("polynomial", "gaussian")
 ACTIVATIONS = ("tanh", "sigmoid", "relu", "softplus", "swish", "silu", "elu", "linear")
 ALL_SPECIES = "ALL"
+# libyaml's loader when PyYAML has it: parsing BPNN's long lists in pure
+# Python is most of the load time.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class ParamsError(ValueError):
@@ -136,7 +139,7 @@ def read_params(model_dir: Path) -> PinnParams:
     if not path.is_file():
         raise ParamsError(f"{path} is missing: a PiNN model directory holds params.yml next to its checkpoint")
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER)
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path} is not plain YAML that can be read safely ({exc})") from exc
     reader = _Reader(path)
@@ -220,22 +223,40 @@ class _Reader:
         extra = sorted(str(key) for key in settings if key not in known)
         if extra:
             raise self.fail(
-                where, f"has setting(s) {', '.join(extra)} that {network} does not take here; known: {', '.join(sorted(known))}"
+                where,
+                f"has setting(s) {', '.join(extra)} that {network} does not take here; "
+                f"known: {', '.join(sorted(known))}",
             )
 
     def output_settings(self, settings: dict) -> None:
         """A potential predicts one number per atom, summed by the model."""
         if settings.get("out_units", 1) != 1:
-            raise self.fail("network.params.out_units", f"{settings['out_units']!r} is not supported; a potential needs 1")
+            raise self.fail(
+                "network.params.out_units", f"{settings['out_units']!r} is not supported; a potential needs 1"
+            )
         if settings.get("out_pool", False) not in (False, None):
             raise self.fail(
-                "network.params.out_pool", f"{settings['out_pool']!r} is not supported; a potential needs False (per-atom output)"
+                "network.params.out_pool",
+                f"{settings['out_pool']!r} is not supported; a potential needs False (per-atom output)",
             )
 
 
 _PINET_KEYS = {
-    "atom_types", "rc", "cutoff_type", "basis_type", "n_basis", "gamma", "center", "pp_nodes", "pi_nodes",
-    "ii_nodes", "out_nodes", "out_units", "out_pool", "act", "depth",
+    "atom_types",
+    "rc",
+    "cutoff_type",
+    "basis_type",
+    "n_basis",
+    "gamma",
+    "center",
+    "pp_nodes",
+    "pi_nodes",
+    "ii_nodes",
+    "out_nodes",
+    "out_units",
+    "out_pool",
+    "act",
+    "depth",
 }
 
 
@@ -259,16 +280,24 @@ def _pinet(settings: dict, reader: _Reader) -> PiNetParams:
         else reader.number(raw_gamma, where + "gamma")
     )
     params = PiNetParams(
-        atom_types=reader.integers(settings.get("atom_types", list(defaults.atom_types)), where + "atom_types", allow_empty=False),
+        atom_types=reader.integers(
+            settings.get("atom_types", list(defaults.atom_types)), where + "atom_types", allow_empty=False
+        ),
         rc=reader.number(settings.get("rc", defaults.rc), where + "rc", positive=True),
-        cutoff_type=reader.choice(settings.get("cutoff_type", defaults.cutoff_type), where + "cutoff_type", CUTOFF_TYPES),
+        cutoff_type=reader.choice(
+            settings.get("cutoff_type", defaults.cutoff_type), where + "cutoff_type", CUTOFF_TYPES
+        ),
         basis_type=basis_type,
         n_basis=n_basis,
         gamma=gamma,
         center=center,
         pp_nodes=reader.integers(settings.get("pp_nodes", list(defaults.pp_nodes)), where + "pp_nodes"),
-        pi_nodes=reader.integers(settings.get("pi_nodes", list(defaults.pi_nodes)), where + "pi_nodes", allow_empty=False),
-        ii_nodes=reader.integers(settings.get("ii_nodes", list(defaults.ii_nodes)), where + "ii_nodes", allow_empty=False),
+        pi_nodes=reader.integers(
+            settings.get("pi_nodes", list(defaults.pi_nodes)), where + "pi_nodes", allow_empty=False
+        ),
+        ii_nodes=reader.integers(
+            settings.get("ii_nodes", list(defaults.ii_nodes)), where + "ii_nodes", allow_empty=False
+        ),
         out_nodes=reader.integers(settings.get("out_nodes", list(defaults.out_nodes)), where + "out_nodes"),
         act=reader.choice(settings.get("act", defaults.act), where + "act", ACTIVATIONS),
         depth=reader.integer(settings.get("depth", defaults.depth), where + "depth", 1),
@@ -279,8 +308,17 @@ def _pinet(settings: dict, reader: _Reader) -> PiNetParams:
 
 
 _BPNN_KEYS = {
-    "sf_spec", "nn_spec", "rc", "act", "cutoff_type", "fp_range", "fp_scale", "preprocess", "use_jacobian",
-    "out_units", "out_pool",
+    "sf_spec",
+    "nn_spec",
+    "rc",
+    "act",
+    "cutoff_type",
+    "fp_range",
+    "fp_scale",
+    "preprocess",
+    "use_jacobian",
+    "out_units",
+    "out_pool",
 }
 _SF_KEYS = {"G2": {"type", "i", "j", "Rs", "eta"}, "G3": {"type", "i", "j", "k", "lambd", "zeta", "eta"}}
 _SF_KEYS["G4"] = _SF_KEYS["G3"]
@@ -301,7 +339,9 @@ def _bpnn(settings: dict, reader: _Reader) -> BPNNParams:
     if not isinstance(raw_sf_spec, list) or not raw_sf_spec:
         raise reader.fail(where + "sf_spec", "must be a non-empty list of symmetry-function entries")
     elements = {element for element, _ in nn_spec}
-    sf_spec = tuple(_symmetry_function(entry, f"{where}sf_spec[{n}]", elements, reader) for n, entry in enumerate(raw_sf_spec))
+    sf_spec = tuple(
+        _symmetry_function(entry, f"{where}sf_spec[{n}]", elements, reader) for n, entry in enumerate(raw_sf_spec)
+    )
     fp_scale = settings.get("fp_scale", False)
     if not isinstance(fp_scale, bool):
         raise reader.fail(where + "fp_scale", f"must be true or false, got {fp_scale!r}")
@@ -317,7 +357,10 @@ def _bpnn(settings: dict, reader: _Reader) -> BPNNParams:
     )
     for element, _ in nn_spec:
         if not params.feature_blocks(element):
-            raise reader.fail(where + "nn_spec", f"element {element} has no symmetry functions (no sf_spec entry with i: {element} or ALL)")
+            raise reader.fail(
+                where + "nn_spec",
+                f"element {element} has no symmetry functions (no sf_spec entry with i: {element} or ALL)",
+            )
     return params
 
 
@@ -360,7 +403,10 @@ def _fp_range(
     where = "network.params.fp_range"
     if not isinstance(raw, list) or len(raw) != len(sf_spec):
         count = len(raw) if isinstance(raw, list) else raw
-        raise reader.fail(where, f"must hold one [mins, maxs] pair per sf_spec entry ({len(sf_spec)}), got {count!r} (fp_scale is true)")
+        raise reader.fail(
+            where,
+            f"must hold one [mins, maxs] pair per sf_spec entry ({len(sf_spec)}), got {count!r} (fp_scale is true)",
+        )
     ranges = []
     for n, (pair, spec) in enumerate(zip(raw, sf_spec)):
         if not isinstance(pair, list) or len(pair) != 2:
@@ -380,8 +426,11 @@ def _energy_model(settings: dict, reader: _Reader) -> EnergyModelParams:
         reader.integer(element, where + "e_dress key", 1): reader.number(value, f"{where}e_dress[{element}]")
         for element, value in raw_dress.items()
     }
+    e_scale = reader.number(settings.get("e_scale", 1.0), where + "e_scale")
+    if e_scale == 0.0:
+        raise reader.fail(where + "e_scale", "must not be 0 (PiNN divides the network output by it)")
     return EnergyModelParams(
         e_dress=e_dress,
-        e_scale=reader.number(settings.get("e_scale", 1.0), where + "e_scale", positive=True),
+        e_scale=e_scale,
         e_unit=reader.number(settings.get("e_unit", 1.0), where + "e_unit", positive=True),
     )

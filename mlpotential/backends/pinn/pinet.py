@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from mlpotential.backends.pinn.checkpoint import Checkpoint
-from mlpotential.backends.pinn.dense import DenseStack, DenseWeights
+from mlpotential.backends.pinn.dense import ACTIVATIONS, DenseStack, DenseWeights
 from mlpotential.backends.pinn.params import PiNetParams
 from mlpotential.backends.pinn.radial import cutoff_function, gaussian_basis, polynomial_basis
 from mlpotential.backends.pinn.variables import WeightsError, check_stack, dense_layers_by_scope, read_network_variables
@@ -33,12 +33,32 @@ from mlpotential.backends.pinn.variables import WeightsError, check_stack, dense
 ROOT_SCOPE = "pi_net"
 
 
+class _PairInteraction:
+    """FF_pi applied to [X_i || X_j] for every pair. The first layer's kernel
+    is split into its centre and neighbour halves, applied per atom and then
+    gathered per pair: the same Dense layer with far fewer multiplications
+    (atoms instead of pairs)."""
+
+    def __init__(self, layers: list[DenseWeights], activation: str, dtype: torch.dtype, device: torch.device) -> None:
+        first = layers[0]
+        half = first.kernel.shape[0] // 2
+        self._centre_kernel = torch.as_tensor(first.kernel[:half], dtype=dtype, device=device)
+        self._neighbour_kernel = torch.as_tensor(first.kernel[half:], dtype=dtype, device=device)
+        self._bias = torch.as_tensor(first.bias, dtype=dtype, device=device)
+        self._activation = ACTIVATIONS[activation]
+        self._rest = DenseStack(layers[1:], activation, dtype, device)
+
+    def __call__(self, x: torch.Tensor, centre: torch.Tensor, neighbour: torch.Tensor) -> torch.Tensor:
+        hidden = (x @ self._centre_kernel)[centre] + (x @ self._neighbour_kernel)[neighbour] + self._bias
+        return self._rest(self._activation(hidden))
+
+
 @dataclass
 class _Block:
     """The layers of interaction block t and its output and residual layers."""
 
     pp: DenseStack | None
-    pi: DenseStack
+    pi: _PairInteraction
     ii: DenseStack
     out_hidden: DenseStack
     out_final: DenseStack
@@ -61,9 +81,15 @@ class PiNet:
             n_basis = params.n_basis
             self._exponents = n_basis if isinstance(n_basis, tuple) else tuple(range(1, n_basis + 1))
         else:
-            centres = np.asarray(params.center) if params.center is not None else np.linspace(0.0, params.rc, int(params.n_basis))
+            centres = (
+                np.asarray(params.center)
+                if params.center is not None
+                else np.linspace(0.0, params.rc, int(params.n_basis))
+            )
             self._centres = torch.as_tensor(centres, dtype=dtype, device=device)
-            self._gammas = torch.as_tensor(np.broadcast_to(params.gamma, centres.shape).copy(), dtype=dtype, device=device)
+            self._gammas = torch.as_tensor(
+                np.broadcast_to(params.gamma, centres.shape).copy(), dtype=dtype, device=device
+            )
 
     def atomic_outputs(
         self, numbers: torch.Tensor, centre: torch.Tensor, neighbour: torch.Tensor, diff: torch.Tensor
@@ -82,8 +108,10 @@ class PiNet:
         output = torch.zeros(n_atoms, dtype=self._dtype, device=self._device)
         for block in self._blocks:
             x = block.pp(prop) if block.pp is not None else prop
-            weights = block.pi(torch.cat([x[centre], x[neighbour]], dim=1))
-            interaction = (weights.reshape(weights.shape[0], -1, n_basis) * basis[:, None, :]).sum(dim=2)
+            weights = block.pi(x, centre, neighbour)
+            interaction = (
+                weights.reshape(weights.shape[0], self.params.pi_nodes[-1], n_basis) * basis[:, None, :]
+            ).sum(dim=2)
             interaction = block.ii(interaction)
             pooled = torch.zeros(n_atoms, interaction.shape[1], dtype=self._dtype, device=self._device)
             pooled = pooled.index_add(0, centre, interaction)
@@ -126,33 +154,59 @@ def load_pinet(params: PiNetParams, checkpoint: Checkpoint, dtype: torch.dtype, 
         pp = None
         x_width = prop_width
         if has_pp:
-            pp_layers = check_stack(take(with_bias[0]), prop_width, list(params.pp_nodes), True, f"PP layer of block {t}", "pp_nodes", where)
+            pp_layers = check_stack(
+                take(with_bias[0]), prop_width, list(params.pp_nodes), True, f"PP layer of block {t}", "pp_nodes", where
+            )
             pp = stack(pp_layers, act)
             x_width = params.pp_nodes[-1]
         pi_widths = list(params.pi_nodes[:-1]) + [params.pi_nodes[-1] * n_basis]
-        pi_layers = check_stack(take(pi_scopes[0]), 2 * x_width, pi_widths, True, f"PI layer of block {t}", "pi_nodes and n_basis", where)
-        ii_layers = check_stack(take(without_bias[0]), params.pi_nodes[-1], list(params.ii_nodes), False, f"II layer of block {t}", "ii_nodes", where)
+        pi_layers = check_stack(
+            take(pi_scopes[0]), 2 * x_width, pi_widths, True, f"PI layer of block {t}", "pi_nodes and n_basis", where
+        )
+        ii_layers = check_stack(
+            take(without_bias[0]),
+            params.pi_nodes[-1],
+            list(params.ii_nodes),
+            False,
+            f"II layer of block {t}",
+            "ii_nodes",
+            where,
+        )
         q_width = params.ii_nodes[-1]
 
         out = f"{ROOT_SCOPE}/out_layer{suffix}"
         hidden_scopes = [s for s in groups if re.fullmatch(rf"{out}/ff_layer(_\d+)?", s)]
         _expect_count(hidden_scopes, 1 if params.out_nodes else 0, f"hidden output layers of block {t}", where)
         hidden = check_stack(
-            take(hidden_scopes[0]) if hidden_scopes else [], q_width, list(params.out_nodes), True, f"output layer {t}", "out_nodes", where
+            take(hidden_scopes[0]) if hidden_scopes else [],
+            q_width,
+            list(params.out_nodes),
+            True,
+            f"output layer {t}",
+            "out_nodes",
+            where,
         )
         final_in = params.out_nodes[-1] if params.out_nodes else q_width
-        final = check_stack(take(out), final_in, [1], False, f"final output Dense of block {t}", "out_nodes/out_units", where)
+        final = check_stack(
+            take(out), final_in, [1], False, f"final output Dense of block {t}", "out_nodes/out_units", where
+        )
 
         residual = None
         if prop_width != q_width:
             residual_layers = check_stack(
-                take(f"{ROOT_SCOPE}/res_update{suffix}"), prop_width, [q_width], False, f"residual update {t}", "atom_types and ii_nodes", where
+                take(f"{ROOT_SCOPE}/res_update{suffix}"),
+                prop_width,
+                [q_width],
+                False,
+                f"residual update {t}",
+                "atom_types and ii_nodes",
+                where,
             )
             residual = stack(residual_layers, None)
         blocks.append(
             _Block(
                 pp=pp,
-                pi=stack(pi_layers, act),
+                pi=_PairInteraction(pi_layers, act, dtype, device),
                 ii=stack(ii_layers, act),
                 out_hidden=stack(hidden, None),
                 out_final=stack(final, None),

@@ -85,11 +85,14 @@ class PinnPotential:
         centre = torch.as_tensor(pairs.centre, device=device)
         neighbour = torch.as_tensor(pairs.neighbour, device=device)
         numbers_t = torch.as_tensor(np.asarray(numbers, dtype=np.int64), device=device)
-        atomic = self.network.atomic_outputs(numbers_t, centre, neighbour, diff / self.distance_to_angstrom)
+        network_energy = self.network.atomic_outputs(numbers_t, centre, neighbour, diff / self.distance_to_angstrom).sum()
+        scale = self.energy_to_ev / self.energy_model.e_scale
+        # The dress is a per-element constant: added in float64, outside autograd.
         dress = sum(self.energy_model.e_dress.get(int(z), 0.0) for z in numbers)
-        energy = self.energy_to_ev * (atomic.sum() / self.energy_model.e_scale + dress)
-        if len(pairs) and energy.requires_grad:
-            (gradient,) = torch.autograd.grad(energy, diff)
+        energy = scale * float(network_energy.detach()) + self.energy_to_ev * dress
+        if len(pairs) and network_energy.requires_grad:
+            (gradient,) = torch.autograd.grad(network_energy, diff)
+            gradient = gradient * scale
         else:
             gradient = torch.zeros_like(diff)
         forces = torch.zeros(len(numbers), 3, dtype=self.dtype, device=device)
@@ -98,4 +101,4 @@ class PinnPotential:
         if stress:
             tensor = (diff.detach()[:, :, None] * gradient[:, None, :]).sum(dim=0) / abs(float(np.linalg.det(cell)))
             voigt = np.array([float(tensor[a, b]) for a, b in VOIGT])
-        return Prediction(float(energy.detach()), forces.detach().cpu().numpy().astype(np.float64), voigt, len(pairs))
+        return Prediction(energy, forces.detach().cpu().numpy().astype(np.float64), voigt, len(pairs))

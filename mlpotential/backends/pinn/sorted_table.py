@@ -74,7 +74,9 @@ def _read_block(data: bytes, offset: int, size: int, path: Path) -> bytes:
         raise TableFormatError(f"{path}: checksum mismatch in the block at byte {offset} (file damaged?)")
     if compression != NO_COMPRESSION:
         name = _COMPRESSION_NAMES.get(compression, f"type {compression}")
-        raise TableFormatError(f"{path}: block at byte {offset} is {name}-compressed; only uncompressed tables are read")
+        raise TableFormatError(
+            f"{path}: block at byte {offset} is {name}-compressed; only uncompressed tables are read"
+        )
     return block
 
 

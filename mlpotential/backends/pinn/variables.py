@@ -95,10 +95,14 @@ def check_stack(
             )
         if with_bias != (layer.bias is not None):
             has = "has a bias" if layer.bias is not None else "has no bias"
-            raise WeightsError(f"checkpoint {checkpoint}: {layer.name} ({role}) {has}; PiNN builds it {'with' if with_bias else 'without'} one")
+            raise WeightsError(
+                f"checkpoint {checkpoint}: {layer.name} ({role}) {has}; "
+                f"PiNN builds it {'with' if with_bias else 'without'} one"
+            )
         if layer.bias is not None and layer.bias.shape != (out_width,):
             raise WeightsError(
-                f"checkpoint {checkpoint}: {layer.name}/bias ({role}) has shape {list(layer.bias.shape)}; expected {[out_width]}"
+                f"checkpoint {checkpoint}: {layer.name}/bias ({role}) has shape {list(layer.bias.shape)}; "
+                f"expected {[out_width]}"
             )
         width = out_width
     return layers
