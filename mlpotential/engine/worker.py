@@ -125,10 +125,13 @@ class WorkerSession:
         except ProtocolError as error:
             if not error.method and name:
                 error.method = name
-            if is_set:
-                self.buffered = error
-                return []
-            return [_error_return(error)]
+        except Exception as exc:  # a defect must cost one call, not the worker
+            traceback.print_exc(file=sys.stderr)
+            error = ProtocolError(Status.RUNTIME_ERROR, f"internal error: {type(exc).__name__}: {exc}", name or "")
+        if is_set:
+            self.buffered = error
+            return []
+        return [_error_return(error)]
 
     def dispatch(self, call: msg.Call) -> list[Reply]:
         if isinstance(call, msg.Hello):
@@ -220,7 +223,10 @@ class WorkerSession:
             values["forcesStdDev"] = np.asarray(ase_results["forces_std"]) / HARTREE_PER_BOHR_EV_PER_ANGSTROM
         results = msg.Results(energy / HARTREE_EV, values)
         if self.summary_path is not None and "energyStdDev" in values:
-            write_summary(self.summary_path, self.engine.settings, self.atoms, results)
+            try:
+                write_summary(self.summary_path, self.engine.settings, self.atoms, results)
+            except OSError as exc:
+                _log(f"cannot write the summary file {self.summary_path}: {exc.strerror}")
         return results
 
 

@@ -230,11 +230,9 @@ class _Arguments:
             raise self.invalid(name, f"{name} must be finite, not {value}")
         return float(value)
 
-    def string(self, name: str, default: str | None = None) -> str | None:
+    def string(self, name: str) -> str | None:
         if name not in self.arguments:
-            if default is None:
-                return None
-            return default
+            return None
         value = self.arguments[name]
         if not isinstance(value, str):
             raise self.invalid(name, f"{name} must be a string, not {type(value).__name__}")
