@@ -21,14 +21,19 @@ _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS
 def configure_threads(num_threads: int | None) -> None:
     """Limit the process to ``num_threads`` compute threads.
 
-    Sets the OpenMP/BLAS variables (read by libraries imported later) and,
-    when torch is already imported, ``torch.set_num_threads``. ``None``
+    Sets the OpenMP/BLAS variables (read by libraries imported later), limits
+    the BLAS/OpenMP pools already loaded (threadpoolctl) and, when torch is
+    imported, ``torch.set_num_threads``. ``None``
     leaves the defaults alone.
     """
     if num_threads is None:
         return
     for variable in _THREAD_VARIABLES:
         os.environ[variable] = str(num_threads)
+    # numpy's BLAS read the variables when numpy was imported: limit its pools now.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(num_threads)
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(num_threads)

@@ -14,6 +14,7 @@ Units: saved SchNetPack models carry none; ``MLEnergyUnit`` and
 
 from __future__ import annotations
 
+import json
 import pickletools
 import zipfile
 from pathlib import Path
@@ -29,7 +30,7 @@ EXPECTED = (
     "a SchNetPack model saved with torch.save(model) (a PyTorch zip archive, "
     "e.g. the best_inference_model file of a SchNetPack training run)"
 )
-_STATE_DICT_CLASSES = {"collections.OrderedDict", "builtins.dict"}
+_CONTAINER_CLASSES = {"collections.OrderedDict", "builtins.dict", "builtins.list"}
 _STRING_OPCODES = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"}
 _BOOKKEEPING_OPCODES = {"PROTO", "FRAME", "MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT"}
 _CONTAINER_OPCODES = {"EMPTY_DICT": "builtins.dict", "EMPTY_LIST": "builtins.list"}
@@ -77,13 +78,53 @@ def _pickle_of_torch_archive(path: str, archive: zipfile.ZipFile) -> bytes:
     return archive.read(pickles[0])
 
 
+def describe_container_file(path: str, pickle_bytes: bytes) -> str:
+    """What a PyTorch file holding a plain dict or list is, for the message
+    that refuses it. Reads it with ``weights_only=True``, which runs no code
+    from the file (and refuses anything but tensors and plain containers)."""
+    if b"pytorch-lightning_version" in pickle_bytes:
+        return (
+            "is a PyTorch Lightning training checkpoint, not a model: use the best_inference_model "
+            "file that SchNetPack's ModelCheckpoint writes beside the checkpoints"
+        )
+    import torch
+
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return "holds a dict or list of objects, not a SchNetPack model object"
+    if isinstance(content, dict):
+        format_name = _metadata_format(content.get("metadata"))
+        if format_name is not None:
+            return f"is a model file of format {format_name!r}, not a SchNetPack model"
+        if content and all(isinstance(value, torch.Tensor) for value in content.values()):
+            return (
+                "holds a state_dict (the parameters only), not a whole model: save the model object "
+                "itself (torch.save(model)) or use the best_inference_model file"
+            )
+    return f"holds a {type(content).__name__} of tensors, not a SchNetPack model object"
+
+
+def _metadata_format(metadata: object) -> str | None:
+    """The ``format`` named by a JSON metadata string, as other model files
+    of this project carry; ``None`` otherwise."""
+    if not isinstance(metadata, str):
+        return None
+    try:
+        described = json.loads(metadata)
+    except ValueError:
+        return None
+    return str(described["format"]) if isinstance(described, dict) and "format" in described else None
+
+
 def check_model_file(path: str) -> str:
     """Check that ``path`` holds a pickled SchNetPack object saved with
     ``torch.save``, without unpickling it; returns its class (``module.Name``).
 
     Raises :class:`KeywordError` (``ParameterFile``) saying what the file is
     instead: an sGDML ``.npz``, a state_dict, a Lightning checkpoint, another
-    library's model, a truncated or corrupt file, not a PyTorch file at all.
+    backend's model file, another library's model, a truncated or corrupt
+    file, not a PyTorch file at all.
     """
     try:
         with open(path, "rb") as stream:
@@ -104,12 +145,8 @@ def check_model_file(path: str) -> str:
 
     if class_name is None:
         raise _bad_file(path, "holds no pickled model object")
-    if class_name in _STATE_DICT_CLASSES:
-        raise _bad_file(
-            path,
-            f"holds a {class_name} (a state_dict or a training checkpoint), not a whole model: "
-            "save the model object itself, or use the best_inference_model file",
-        )
+    if class_name in _CONTAINER_CLASSES:
+        raise _bad_file(path, describe_container_file(path, pickle_bytes))
     if class_name.split(".", 1)[0] != "schnetpack":
         raise _bad_file(path, f"holds a {class_name} object, not a SchNetPack model")
     return class_name
@@ -121,9 +158,9 @@ def create_calculator(settings: EngineSettings) -> Calculator:
     path = str(settings.parameter_file)
     if not Path(path).is_file():
         raise KeywordError(KEYWORD, f"ParameterFile {path!r} is not a file; Backend SchNetPack expects {EXPECTED}")
-    check_model_file(path)
+    class_name = check_model_file(path)
     device = torch_device(settings.device)
     from mlpotential.backends.schnetpack_calculator import SchNetPackCalculator, load_model
 
-    model = load_model(path)
+    model = load_model(path, class_name)
     return SchNetPackCalculator(model, path, settings.model_units(), device)

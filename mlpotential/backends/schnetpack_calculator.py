@@ -7,7 +7,9 @@ Importing this module imports SchNetPack (with the torch 2.13 shims of
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from ase import Atoms
@@ -24,20 +26,36 @@ from schnetpack.transform import MatScipyNeighborList  # noqa: E402
 KEYWORD = "ParameterFile"
 
 
-def load_model(path: str) -> spk.model.AtomisticModel:
-    """Unpickle a SchNetPack model file (already checked by
-    :func:`mlpotential.backends.schnetpack_backend.check_model_file`).
+def _is_model_class(class_name: str) -> bool:
+    module_name, _, attribute = class_name.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError):
+        return False
+    return isinstance(cls, type) and issubclass(cls, spk.model.AtomisticModel)
 
-    Runs code from the file. Raises :class:`KeywordError` when it does not
-    load or is not an ``AtomisticModel``.
+
+def load_model(path: str, class_name: str) -> spk.model.AtomisticModel:
+    """Unpickle a SchNetPack model file whose pickled top-level class
+    ``class_name`` (:func:`mlpotential.backends.schnetpack_backend.check_model_file`)
+    is a SchNetPack class.
+
+    Runs code from the file, once that class is known to be an
+    ``AtomisticModel``. Raises :class:`KeywordError` when it is not one or
+    the file does not load.
     """
+    if not _is_model_class(class_name):
+        raise KeywordError(
+            KEYWORD,
+            f"ParameterFile {path!r} holds a {class_name}, not a SchNetPack model (schnetpack.model.AtomisticModel)",
+        )
     try:
         model = load_pickled_model(path)
     except ModuleNotFoundError as exc:
         raise KeywordError(
             KEYWORD,
-            f"ParameterFile {path!r} needs the Python module {exc.name!r} to load, which is not installed; "
-            f"it was saved by another program or a SchNetPack extension",
+            f"ParameterFile {path!r} needs the Python module {exc.name!r} to load, which is not installed "
+            "(a SchNetPack extension?)",
         ) from exc
     except Exception as exc:  # torch.load reports damage as RuntimeError, UnpicklingError, EOFError...
         raise KeywordError(
@@ -52,10 +70,31 @@ def load_model(path: str) -> spk.model.AtomisticModel:
     return model
 
 
-def model_cutoff(model: torch.nn.Module) -> float:
-    """The cutoff radius of the model's representation, in the model's distance
-    unit: ``representation.cutoff`` (SchNet, PaiNN, SO3net), else the largest
-    ``cutoff`` of any of its cutoff functions."""
+@dataclass(frozen=True)
+class ModelOutline:
+    """What the engine reads from a SchNetPack model: the cutoff radius (the
+    model's distance unit), the energy and force keys of its ``Forces``
+    output module, and the largest atomic number its element embedding has a
+    row for (``None`` when it has no such embedding)."""
+
+    cutoff: float
+    energy_key: str
+    force_key: str
+    max_atomic_number: int | None
+
+
+def outline_model(model: spk.model.AtomisticModel, path: str) -> ModelOutline:
+    """The :class:`ModelOutline` of ``model`` (loaded from ``path``). Raises
+    :class:`KeywordError` when the model has no cutoff or predicts no forces."""
+    energy_key, force_key = _force_keys(model, path)
+    embedding = getattr(getattr(model, "representation", None), "embedding", None)
+    max_atomic_number = embedding.num_embeddings - 1 if isinstance(embedding, torch.nn.Embedding) else None
+    return ModelOutline(_cutoff(model, path), energy_key, force_key, max_atomic_number)
+
+
+def _cutoff(model: torch.nn.Module, path: str) -> float:
+    """``representation.cutoff`` (SchNet, PaiNN, SO3net), else the largest
+    ``cutoff`` of any of the model's cutoff functions."""
     representation_cutoff = getattr(getattr(model, "representation", None), "cutoff", None)
     if representation_cutoff is not None:
         return float(torch.as_tensor(representation_cutoff).max())
@@ -63,30 +102,20 @@ def model_cutoff(model: torch.nn.Module) -> float:
         float(module.cutoff.max()) for module in model.modules() if isinstance(getattr(module, "cutoff", None), torch.Tensor)
     ]
     if not cutoffs:
-        raise KeywordError(KEYWORD, "the SchNetPack model has no cutoff radius (no representation.cutoff)")
+        raise KeywordError(KEYWORD, f"the SchNetPack model in {path!r} has no cutoff radius (no representation.cutoff)")
     return max(cutoffs)
 
 
-def force_output(model: torch.nn.Module) -> tuple[str, str]:
-    """The (energy key, force key) of the model's ``Forces`` output module."""
+def _force_keys(model: torch.nn.Module, path: str) -> tuple[str, str]:
     for module in model.modules():
         if isinstance(module, spk.atomistic.Forces) and module.calc_forces:
             return module.energy_key, module.force_key
     outputs = ", ".join(getattr(model, "model_outputs", [])) or "nothing"
     raise KeywordError(
         KEYWORD,
-        f"the SchNetPack model predicts no forces (its outputs: {outputs}); the engine needs a model "
-        "with a schnetpack.atomistic.Forces output module",
+        f"the SchNetPack model in {path!r} predicts no forces (its outputs: {outputs}); the engine needs "
+        "a model with a schnetpack.atomistic.Forces output module",
     )
-
-
-def largest_atomic_number(model: torch.nn.Module) -> int | None:
-    """The largest atomic number the model's element embedding has a row for
-    (``None`` when the representation has no such embedding)."""
-    embedding = getattr(getattr(model, "representation", None), "embedding", None)
-    if isinstance(embedding, torch.nn.Embedding):
-        return embedding.num_embeddings - 1
-    return None
 
 
 class SchNetPackCalculator(SpkCalculator):
@@ -108,14 +137,12 @@ class SchNetPackCalculator(SpkCalculator):
         self._loaded_model = model
         self.model_file = model_file
         self.units = units
-        self.cutoff = model_cutoff(model)
-        self.max_atomic_number = largest_atomic_number(model)
-        energy_key, force_key = force_output(model)
+        self.outline = outline_model(model, model_file)
         super().__init__(
             model_file,
-            neighbor_list=MatScipyNeighborList(cutoff=self.cutoff),
-            energy_key=energy_key,
-            force_key=force_key,
+            neighbor_list=MatScipyNeighborList(cutoff=self.outline.cutoff),
+            energy_key=self.outline.energy_key,
+            force_key=self.outline.force_key,
             energy_unit=units.energy_to_ev,
             position_unit=units.distance_to_angstrom,
             device=device,
@@ -145,11 +172,12 @@ class SchNetPackCalculator(SpkCalculator):
         self.atoms = atoms.copy()
 
     def _check_elements(self, atoms: Atoms) -> None:
-        if self.max_atomic_number is None:
+        largest = self.outline.max_atomic_number
+        if largest is None:
             return
-        beyond = sorted({symbol for symbol, z in zip(atoms.get_chemical_symbols(), atoms.numbers) if z > self.max_atomic_number})
+        beyond = sorted({symbol for symbol, z in zip(atoms.get_chemical_symbols(), atoms.numbers) if z > largest})
         if beyond:
             raise UnsupportedSystemError(
-                f"the SchNetPack model {self.model_file} embeds atomic numbers up to {self.max_atomic_number}; "
+                f"the SchNetPack model {self.model_file} embeds atomic numbers up to {largest}; "
                 f"this system has {', '.join(beyond)}"
             )

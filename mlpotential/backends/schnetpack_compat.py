@@ -9,18 +9,24 @@ Two incompatibilities, both measured (see the shared ecosystem notes):
   refuses the pickled model objects SchNetPack saves; they load with
   ``weights_only=False``, which runs code from the file.
 
+And one side effect undone: importing ``schnetpack.interfaces`` calls
+``logging.basicConfig(level=INFO)`` (in its ORCA parser), which would make
+every library's INFO messages appear on the worker's stderr.
+
 Applied only when the SchNetPack backend is used (and by tests that train
 SchNetPack models).
 """
 
 from __future__ import annotations
 
+import logging
 from types import ModuleType
 from typing import TypeVar
 
 
 def import_schnetpack() -> ModuleType:
-    """``import schnetpack`` with the missing ``T_co`` restored first.
+    """``import schnetpack`` (and ``schnetpack.interfaces``) with the missing
+    ``T_co`` restored first and the root logger left as it was.
 
     Raises ImportError when schnetpack (or one of its needs) is absent.
     """
@@ -28,8 +34,14 @@ def import_schnetpack() -> ModuleType:
 
     if not hasattr(dataloader, "T_co"):
         dataloader.T_co = TypeVar("T_co", covariant=True)
-    import schnetpack
-
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        import schnetpack
+        import schnetpack.interfaces  # noqa: F401
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
     return schnetpack
 
 
