@@ -122,7 +122,8 @@ class WorkerSession:
             return [_error_return(error)]
         try:
             return self.dispatch(msg.decode_call(message))
-        except ProtocolError as error:
+        except ProtocolError as raised:
+            error = raised
             if not error.method and name:
                 error.method = name
         except Exception as exc:  # a defect must cost one call, not the worker
