@@ -73,7 +73,10 @@ def ensemble_members(model: torch.nn.Module) -> tuple[torch.nn.Module, ...]:
 def _member_outputs(members: Sequence[torch.nn.Module]) -> Iterator[list[torch.Tensor]]:
     """Collect the output of each member called inside the block."""
     outputs: list[torch.Tensor] = []
-    handles = [member.register_forward_hook(lambda _module, _args, output: outputs.append(output)) for member in members]
+    def keep(_module: torch.nn.Module, _args: Any, output: torch.Tensor) -> None:
+        outputs.append(output)
+
+    handles = [member.register_forward_hook(keep) for member in members]
     try:
         yield outputs
     finally:
@@ -147,7 +150,9 @@ class TorchANICalculator(Calculator):
         want_forces_std = "forces_std" in properties and bool(self.members)
         want_forces = want_forces_std or "forces" in properties
         if want_stress and not atoms.pbc.all():
-            raise UnsupportedSystemError("the stress tensor needs a system periodic in three directions", "latticeVectors")
+            raise UnsupportedSystemError(
+                "the stress tensor needs a system periodic in three directions", "latticeVectors"
+            )
 
         to_model_distance = 1.0 / self.units.distance_to_angstrom
         species = torch.as_tensor(self.encoding.encode(atoms.numbers), device=self.device).unsqueeze(0)
@@ -175,13 +180,14 @@ class TorchANICalculator(Calculator):
         results: dict[str, Any] = {"energy": energy.item() * energy_to_ev}
         results["free_energy"] = results["energy"]
         if len(member_energies) > 1:
-            values = np.array([member.item() for member in member_energies], dtype=np.float64)
-            results["energy_std"] = float(np.std(values, ddof=1)) * energy_to_ev
+            values = torch.stack([member.detach().reshape(()) for member in member_energies]).cpu().numpy()
+            results["energy_std"] = float(np.std(values.astype(np.float64), ddof=1)) * energy_to_ev
         if want_forces_std:
-            member_forces = np.stack([
-                -torch.autograd.grad(member.sum(), positions, retain_graph=True)[0].squeeze(0).cpu().numpy()
+            member_gradients = torch.stack([
+                torch.autograd.grad(member.sum(), positions, retain_graph=True)[0].squeeze(0)
                 for member in member_energies
-            ]).astype(np.float64)  # fmt: skip
+            ]).cpu().numpy()  # fmt: skip
+            member_forces = -member_gradients.astype(np.float64)
             results["forces_std"] = np.std(member_forces, axis=0, ddof=1) * force_to_ev_per_angstrom
         if want_forces or want_stress:
             inputs = [positions] if want_forces else []

@@ -40,6 +40,7 @@ from torchani.neurochem import load_aev_constants_and_symbols, load_member, load
 from torchani.nn import ANINetworks, AtomicNetwork, Ensemble, TightCELU  # noqa: E402
 from torchani.sae import SelfEnergy  # noqa: E402
 
+from mlpotential.backends.ani_neighbors import SizeAdaptiveNeighbors  # noqa: E402
 from mlpotential.backends.ani_parameters import NeurochemModel, ParameterFileError, model_files  # noqa: E402
 from mlpotential.backends.user_config import data_dir  # noqa: E402
 
@@ -126,7 +127,10 @@ def _model_from_neurochem(files: NeurochemModel) -> tuple[ANI, dict[str, Any]]:
             f"{files.self_energies} lists elements {', '.join(self_energies.symbols)} but {files.constants} "
             f"lists {', '.join(symbols)}"
         )
-    aev = {key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(constants).items()}
+    aev = {
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in dataclasses.asdict(constants).items()
+    }
     architecture = {
         "model": files.model,
         "symbols": list(symbols),
@@ -142,9 +146,11 @@ def _layer_dims(network: AtomicNetwork) -> list[int]:
     return [linears[0].in_features] + [layer.out_features for layer in linears]
 
 
-def _assemble(symbols: list[str] | tuple[str, ...], aev: dict[str, Any], ensemble: Ensemble, self_energies: SelfEnergy) -> ANI:
-    # The same modules torchani.neurochem builds: cosine cutoff, all-pairs neighbours, pure-python AEV.
-    computer = AEVComputer.from_constants(**aev, num_species=len(symbols))
+def _assemble(
+    symbols: list[str] | tuple[str, ...], aev: dict[str, Any], ensemble: Ensemble, self_energies: SelfEnergy
+) -> ANI:
+    # The modules torchani.neurochem builds (cosine cutoff, pure-PyTorch AEV), with a size-adaptive neighbour list.
+    computer = AEVComputer.from_constants(**aev, num_species=len(symbols), neighborlist=SizeAdaptiveNeighbors())
     model = ANI(symbols, computer, ensemble, self_energies, periodic_table_index=True)
     model.requires_grad_(False)
     return model.eval()
@@ -166,16 +172,19 @@ def _model_from_entry(entry: Path, digest: str) -> ANI:
     ]
     # Placeholder self energies: the state dict below carries the real ones.
     model = _assemble(symbols, architecture["aev"], Ensemble(members), SelfEnergy(symbols, [0.0] * len(symbols)))
-    model.load_state_dict(payload["state_dict"], strict=True)
-    return model
+    # Copied out of the memory-mapped file, so the model never depends on the file staying intact.
+    state = {key: value.clone() for key, value in payload["state_dict"].items()}
+    model.load_state_dict(state, strict=True, assign=True)
+    if any(tensor.is_meta for tensor in (*model.parameters(), *model.buffers())):
+        raise ValueError("the entry leaves parts of the model without values")
+    return model.requires_grad_(False)
 
 
 def _empty_network(dims: list[int]) -> AtomicNetwork:
-    """An atomic network with uninitialised weights: the state dict fills
-    them, so the random initialisation (a third of a warm start) is skipped."""
+    """An atomic network without storage (meta device): the cached state dict
+    is assigned to it, so no time goes into a random initialisation."""
     with torch.device("meta"):
-        network = AtomicNetwork(dims, activation=TightCELU(), bias=True)
-    return network.to_empty(device="cpu")
+        return AtomicNetwork(dims, activation=TightCELU(), bias=True)
 
 
 def _write_entry(entry: Path, digest: str, architecture: dict[str, Any], model: ANI) -> bool:

@@ -17,12 +17,11 @@ besides the model, so its energies are whatever the module outputs.
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 
 import torch
-from ase.data import atomic_numbers
 from ase.calculators.calculator import Calculator
+from ase.data import atomic_numbers
 
 from mlpotential.backends.ani_calculator import SpeciesEncoding, TorchANICalculator
 from mlpotential.backends.ani_parameters import (
@@ -41,6 +40,10 @@ from mlpotential.backends.keywords import AUTO, EngineSettings
 from mlpotential.backends.registry import CUSTOM
 from mlpotential.backends.runtime import torch_device
 from mlpotential.backends.units import ModelUnits
+
+# torchani (imported here or by unpickling a Custom model) warns that its optional
+# CUDA extensions are absent; the pure-PyTorch code paths used here do not need them.
+os.environ.setdefault("TORCHANI_NO_WARN_EXTENSIONS", "1")
 
 ANI_UNITS = ModelUnits("Hartree", "angstrom")
 """The units of the built-in ANI models: Hartree out, Angstrom in."""
@@ -88,7 +91,8 @@ def locate_model_files(model: str, parameter_dir: str | None = None) -> Neuroche
     if parameter_dir:
         given = locations[0]
         if not given.complete:
-            shown = ", ".join(given.missing[:5]) + (f" and {len(given.missing) - 5} more" if len(given.missing) > 5 else "")
+            more = len(given.missing) - 5
+            shown = ", ".join(given.missing[:5]) + (f" and {more} more" if more > 0 else "")
             raise KeywordError(
                 SOURCE_PARAMETER_DIR,
                 f"ParameterDir {parameter_dir!r} does not hold the {model} NeuroChem files: {shown} missing in "
@@ -155,7 +159,7 @@ def load_custom_model(path: str | os.PathLike[str]) -> torch.nn.Module:
     """``torch.load(path)["model"]``: unpickles, that is runs code from, the file."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
-    except (pickle.UnpicklingError, EOFError, RuntimeError, AttributeError, ModuleNotFoundError, ValueError) as exc:
+    except Exception as exc:  # unpickling can fail in any way the file's code or format allows
         raise KeywordError(
             "ParameterFile",
             f"ParameterFile {str(path)!r} is not a file written by torch.save ({type(exc).__name__}: {exc})",
