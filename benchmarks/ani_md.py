@@ -26,9 +26,7 @@ Prints a table and writes benchmarks/results/ani_md.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -39,6 +37,10 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as a script: the shared benchmark code is importable as benchmarks.*
+
+from benchmarks.reporting import machine, write_report  # noqa: E402
+
 SHARED = Path(os.environ.get("MLPOTENTIAL_SHARED", REPO.parent / "shared")).resolve()
 RESULTS = REPO / "benchmarks" / "results" / "ani_md.json"
 TARGETS = {"ethanol": 0.9, "water box": 0.97}
@@ -218,14 +220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "steps": {"ethanol": args.ethanol_steps, "water box": args.box_steps, "warmup": args.warmup,
                   "chunks": {name: chunk for name, (_, _, chunk) in systems.items()}},
         "timestep_fs": 0.5,
-        "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg(), "platform": platform.platform(),
-                    "python": platform.python_version(),
-                    "torch": torch.__version__},  # fmt: skip
+        "machine": machine(torch=torch.__version__),
         "results": table,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"written: {args.output}")
+    write_report(args.output, report)
     return 0
 
 

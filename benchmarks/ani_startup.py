@@ -19,9 +19,7 @@ a table and writes benchmarks/results/ani_startup.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -31,6 +29,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as a script: the shared benchmark code is importable as benchmarks.*
+
+from benchmarks.reporting import machine, write_report  # noqa: E402
+
 SHARED = Path(os.environ.get("MLPOTENTIAL_SHARED", REPO.parent / "shared")).resolve()
 RESULTS = REPO / "benchmarks" / "results" / "ani_startup.json"
 INFO_NAMES = {"ANI-2x": "ani2x", "ANI-1ccx": "ani1ccx", "ANI-1x": "ani1x"}
@@ -142,14 +144,11 @@ def main() -> int:
         "what": "seconds from launching a process to its first energy and forces of ethanol",
         "threads": args.threads,
         "repeats": args.repeats,
-        "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg(), "platform": platform.platform(),
-                    "python": platform.python_version()},
+        "machine": machine(),
         "models": results,
         "ase_backend_worker": summary(ase_times),
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"written: {args.output}")
+    write_report(args.output, report)
     return 0
 
 

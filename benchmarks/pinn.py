@@ -24,12 +24,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as a script: the tests' reading of the PiNN test sets is importable as tests.*
+
+from tests.backends.pinn_reference import MODELS, read_reference  # noqa: E402
+
 SHARED = Path(os.environ.get("MLPOTENTIAL_SHARED", REPO.parent / "shared")).resolve()
 RESULTS = REPO / "benchmarks" / "results" / "pinn.json"
-MODELS = ("pinet", "bpnn", "pinet_gaussian")
 
 # PiNN's own timings (README section 6), seconds: import tensorflow+pinn,
 # pinn.get_calc, 1st structure (graph build + restore + run), later
@@ -64,20 +65,6 @@ PINN_RECORDED = {
         "structures": 23,
     },
 }
-
-
-def read_structures(folder: Path):
-    from ase import Atoms
-
-    data = np.load(folder / "test_predictions.npz")
-    structures = []
-    for k, name in enumerate(data["names"]):
-        rows = slice(data["offsets"][k], data["offsets"][k + 1])
-        atoms = Atoms(
-            numbers=data["numbers"][rows], positions=data["positions"][rows], cell=data["cell"][k], pbc=data["pbc"][k]
-        )
-        structures.append((str(name), atoms))
-    return structures
 
 
 def evaluate(atoms, calc) -> None:
@@ -115,33 +102,33 @@ def in_process(model: str, repeats: int, threads: int) -> dict:
     torch.set_num_threads(threads)
     folder = SHARED / "pinn-reference" / model
     settings = parse_settings({"Backend": "PiNN", "ParameterDir": str(folder / "model"), "NumThreads": str(threads)})
-    structures = read_structures(folder)
+    structures = read_reference(folder)
     loads, firsts = [], []
     for _ in range(repeats):
         start = time.perf_counter()
         calc = create_calculator(settings)
         loaded = time.perf_counter()
-        evaluate(structures[0][1].copy(), calc)
+        evaluate(structures[0].atoms.copy(), calc)
         loads.append(loaded - start)
         firsts.append(time.perf_counter() - loaded)
     per_structure, per_structure_cpu = {}, {}
-    for name, atoms in structures:
+    for structure in structures:
         walls, cpus = [], []
         for _ in range(repeats):
-            copy = atoms.copy()
+            copy = structure.atoms.copy()
             calc.reset()  # ASE would otherwise return the cached results of the same structure
             start, start_cpu = time.perf_counter(), time.process_time()
             evaluate(copy, calc)
             walls.append(time.perf_counter() - start)
             cpus.append(time.process_time() - start_cpu)
-        per_structure[name] = statistics.median(walls)
-        per_structure_cpu[name] = statistics.median(cpus)
+        per_structure[structure.name] = statistics.median(walls)
+        per_structure_cpu[structure.name] = statistics.median(cpus)
     totals = []
     for _ in range(repeats):
         start = time.perf_counter()
         calc = create_calculator(settings)
-        for _, atoms in structures:
-            evaluate(atoms.copy(), calc)
+        for structure in structures:
+            evaluate(structure.atoms.copy(), calc)
         totals.append(time.perf_counter() - start)
     return {
         "load": statistics.median(loads),
@@ -167,19 +154,19 @@ def worker_timings(model: str, starts: int, threads: int) -> dict:
 
     folder = SHARED / "pinn-reference" / model
     keywords = {"Backend": "PiNN", "ParameterDir": str(folder / "model"), "NumThreads": str(threads)}
-    structures = read_structures(folder)
+    structures = read_reference(folder)
     firsts, cpus = [], []
     for _ in range(starts):
         cpu = children_cpu_seconds()
         start = time.perf_counter()
         with PipeEngine(keywords) as engine:
-            evaluate(structures[0][1].copy(), engine)
+            evaluate(structures[0].atoms.copy(), engine)
             firsts.append(time.perf_counter() - start)
         cpus.append(children_cpu_seconds() - cpu)
     start = time.perf_counter()
     with PipeEngine(keywords) as engine:
-        for _, atoms in structures:
-            evaluate(atoms.copy(), engine)
+        for structure in structures:
+            evaluate(structure.atoms.copy(), engine)
         total = time.perf_counter() - start
     return {
         "first_solve": statistics.median(firsts),

@@ -35,9 +35,15 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "schnetpack_sgdml.json"
-sys.path.insert(0, str(REPO / "tests" / "backends"))
+sys.path.insert(0, str(REPO))  # run as a script: the tests' model training is importable as tests.*
 
-from emt_trained_models import displaced, emt_minimum, emt_samples, train_schnet, train_sgdml  # noqa: E402
+from tests.backends.emt_trained_models import (  # noqa: E402
+    displaced,
+    emt_minimum,
+    emt_samples,
+    train_schnet,
+    train_sgdml,
+)
 
 
 def median_seconds(action: Callable[[], object], repeats: int) -> float:

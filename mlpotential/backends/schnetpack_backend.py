@@ -24,6 +24,7 @@ from ase.calculators.calculator import Calculator
 from mlpotential.backends.errors import KeywordError
 from mlpotential.backends.keywords import EngineSettings
 from mlpotential.backends.runtime import torch_device
+from mlpotential.backends.zip_model_files import corrupt_member, not_a_zip_archive, pytorch_pickles
 
 KEYWORD = "ParameterFile"
 EXPECTED = (
@@ -34,6 +35,9 @@ _CONTAINER_CLASSES = {"collections.OrderedDict", "builtins.dict", "builtins.list
 _STRING_OPCODES = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"}
 _BOOKKEEPING_OPCODES = {"PROTO", "FRAME", "MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT"}
 _CONTAINER_OPCODES = {"EMPTY_DICT": "builtins.dict", "EMPTY_LIST": "builtins.list"}
+_NOT_ZIP_SIGNATURES = {
+    b"\x80": "is a legacy (pre torch 1.6) PyTorch pickle; load and re-save it with a current torch",
+}
 
 
 def _bad_file(path: str, problem: str) -> KeywordError:
@@ -69,12 +73,12 @@ def _pickle_of_torch_archive(path: str, archive: zipfile.ZipFile) -> bytes:
     names = archive.namelist()
     if names and all(name.endswith(".npy") for name in names):
         raise _bad_file(path, "is a NumPy .npz archive (the format of sGDML models), not a PyTorch file")
-    pickles = [name for name in names if name.endswith("/data.pkl") or name == "data.pkl"]
+    pickles = pytorch_pickles(names)
     if len(pickles) != 1:
         raise _bad_file(path, "is a zip archive but not a PyTorch file (it has no data.pkl)")
-    damaged = archive.testzip()
+    damaged = corrupt_member(archive)
     if damaged is not None:
-        raise _bad_file(path, f"is corrupt (the checksum of its member {damaged!r} does not match)")
+        raise _bad_file(path, damaged)
     return archive.read(pickles[0])
 
 
@@ -127,14 +131,9 @@ def check_model_file(path: str) -> str:
     file, not a PyTorch file at all.
     """
     try:
-        with open(path, "rb") as stream:
-            head = stream.read(4)
-        if not zipfile.is_zipfile(path):
-            if head.startswith(b"PK"):
-                raise _bad_file(path, "is a truncated or corrupt zip archive (its central directory is missing)")
-            if head.startswith(b"\x80"):
-                raise _bad_file(path, "is a legacy (pre torch 1.6) PyTorch pickle; load and re-save it with a current torch")
-            raise _bad_file(path, "is not a PyTorch file (not a zip archive)")
+        not_zip = not_a_zip_archive(path, _NOT_ZIP_SIGNATURES, "is not a PyTorch file (not a zip archive)")
+        if not_zip is not None:
+            raise _bad_file(path, not_zip)
         with zipfile.ZipFile(path) as archive:
             pickle_bytes = _pickle_of_torch_archive(path, archive)
         class_name = top_level_class(pickle_bytes)

@@ -25,6 +25,7 @@ from ase.calculators.calculator import Calculator
 from mlpotential.backends.errors import KeywordError
 from mlpotential.backends.keywords import AUTO, EngineSettings
 from mlpotential.backends.units import ModelUnits
+from mlpotential.backends.zip_model_files import corrupt_member, not_a_zip_archive, pytorch_pickles
 
 KEYWORD = "ParameterFile"
 EXPECTED = "a trained sGDML model (.npz written by `sgdml all` or np.savez_compressed of GDMLTrain.train's result)"
@@ -32,6 +33,7 @@ REQUIRED_ENTRIES = ("type", "z", "R_desc", "R_d_desc_alpha", "sig", "c", "perms"
 """What GDMLPredict reads from every model."""
 OPTIONAL_ENTRIES = ("std", "alphas_E", "lattice", "e_unit", "r_unit")
 _FILE_TYPES = {"d": "an sGDML dataset", "t": "an sGDML training task"}
+_NOT_ZIP_SIGNATURES = {b"\x93NUMPY": "is a single NumPy array (.npy), not an .npz archive"}
 _SGDML_ENERGY_UNITS = {"kcal/mol": "kcal/mol", "kj/mol": "kJ/mol", "ev": "eV", "hartree": "Hartree", "ha": "Hartree"}
 _SGDML_DISTANCE_UNITS = {"ang": "angstrom", "angstrom": "angstrom", "a": "angstrom", "bohr": "bohr"}
 
@@ -41,21 +43,15 @@ def _bad_file(path: str, problem: str) -> KeywordError:
 
 
 def _check_archive(path: str) -> None:
-    with open(path, "rb") as stream:
-        head = stream.read(6)
-    if not zipfile.is_zipfile(path):
-        if head.startswith(b"PK"):
-            raise _bad_file(path, "is a truncated or corrupt zip archive (its central directory is missing)")
-        if head.startswith(b"\x93NUMPY"):
-            raise _bad_file(path, "is a single NumPy array (.npy), not an .npz archive")
-        raise _bad_file(path, "is not a NumPy .npz archive")
+    not_zip = not_a_zip_archive(path, _NOT_ZIP_SIGNATURES, "is not a NumPy .npz archive")
+    if not_zip is not None:
+        raise _bad_file(path, not_zip)
     with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
-        if any(name == "data.pkl" or name.endswith("/data.pkl") for name in names):
+        if pytorch_pickles(archive.namelist()):
             raise _bad_file(path, "is a PyTorch file (the format of SchNetPack, TorchANI and HDNNP models), not an .npz archive")
-        damaged = archive.testzip()
+        damaged = corrupt_member(archive)
     if damaged is not None:
-        raise _bad_file(path, f"is corrupt (the checksum of its member {damaged!r} does not match)")
+        raise _bad_file(path, damaged)
 
 
 def _text(value: np.ndarray) -> str:

@@ -5,8 +5,6 @@ units, and the start-up errors for broken model directories."""
 
 from __future__ import annotations
 
-import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +20,16 @@ from mlpotential.backends.keywords import parse_settings
 from mlpotential.backends.pinn import PinnCalculator, create_calculator, load_potential
 from mlpotential.backends.pinn.checkpoint import Checkpoint, latest_checkpoint
 from mlpotential.backends.units import BOHR_ANGSTROM
-
-MODELS = ("pinet", "bpnn", "pinet_gaussian")
-ENERGY_TOLERANCE = 1e-4  # eV; PiNN runs in float32
-FORCE_TOLERANCE = 2e-4  # eV/Angstrom
-STRESS_TOLERANCE = 1e-5  # eV/Angstrom^3
+from tests.backends.calculator_checks import central_difference_forces
+from tests.backends.pinn_reference import (
+    ENERGY_TOLERANCE,
+    FORCE_TOLERANCE,
+    MODELS,
+    STRESS_TOLERANCE,
+    ReferenceStructure,
+    read_reference,
+    writable_copy,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -34,38 +37,11 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-@dataclass
-class ReferenceStructure:
-    """One test structure with PiNN's prediction (eV, eV/Angstrom, eV/Angstrom^3)."""
-
-    name: str
-    atoms: Atoms
-    energy: float
-    forces: np.ndarray
-    stress: np.ndarray | None
-
-
-def read_reference(folder: Path) -> list[ReferenceStructure]:
-    data = np.load(folder / "test_predictions.npz")
-    structures = []
-    for k, name in enumerate(data["names"]):
-        rows = slice(data["offsets"][k], data["offsets"][k + 1])
-        atoms = Atoms(
-            numbers=data["numbers"][rows], positions=data["positions"][rows], cell=data["cell"][k], pbc=data["pbc"][k]
-        )
-        stress = data["stress"][k] if not np.isnan(data["stress"][k]).any() else None
-        structures.append(ReferenceStructure(str(name), atoms, float(data["energy"][k]), data["forces"][rows], stress))
-    return structures
-
-
-@pytest.fixture(scope="module")
-def reference_root(shared_dir: Path) -> Path:
-    return shared_dir / "pinn-reference"
-
-
 @pytest.fixture(scope="module", params=MODELS)
-def model(request: pytest.FixtureRequest, reference_root: Path) -> tuple[str, PinnCalculator, list[ReferenceStructure]]:
-    folder = reference_root / request.param
+def model(
+    request: pytest.FixtureRequest, pinn_reference_root: Path
+) -> tuple[str, PinnCalculator, list[ReferenceStructure]]:
+    folder = pinn_reference_root / request.param
     settings = parse_settings({"Backend": "PiNN", "ParameterDir": str(folder / "model")})
     return request.param, create_calculator(settings), read_reference(folder)
 
@@ -109,17 +85,7 @@ def test_forces_are_minus_the_energy_gradient(model, structure_name: str) -> Non
     atoms = by_name(structures, structure_name).atoms.copy()
     atoms.calc = calc
     forces = atoms.get_forces()
-    step = 1e-4
-    numeric = np.zeros_like(forces)
-    for index in range(len(atoms)):
-        for axis in range(3):
-            energies = []
-            for sign in (1, -1):
-                displaced = atoms.copy()
-                displaced.positions[index, axis] += sign * step
-                displaced.calc = calc
-                energies.append(displaced.get_potential_energy())
-            numeric[index, axis] = -(energies[0] - energies[1]) / (2 * step)
+    numeric = central_difference_forces(calc, atoms, step=1e-4)
     np.testing.assert_allclose(forces, numeric, atol=1e-6)
 
 
@@ -187,10 +153,10 @@ def test_element_outside_the_model_is_refused(model) -> None:
     assert "Fe" in error.value.message and "Cu" in error.value.message
 
 
-def test_bpnn_isolated_atom_is_the_subnet_of_scaled_zero_features(reference_root: Path) -> None:
+def test_bpnn_isolated_atom_is_the_subnet_of_scaled_zero_features(pinn_reference_root: Path) -> None:
     """PiNN's BPNN fails without neighbour pairs; here the energy is the one
     its formulas define: every feature 0, scaled, through the O subnet."""
-    model_dir = reference_root / "bpnn" / "model"
+    model_dir = pinn_reference_root / "bpnn" / "model"
     params = yaml.safe_load((model_dir / "params.yml").read_text())["network"]["params"]
     checkpoint = Checkpoint(latest_checkpoint(model_dir))
     entries = list(zip(params["sf_spec"], params["fp_range"]))
@@ -209,19 +175,14 @@ def test_bpnn_isolated_atom_is_the_subnet_of_scaled_zero_features(reference_root
     np.testing.assert_array_equal(atoms.get_forces(), np.zeros((1, 3)))
 
 
-def test_float32_evaluation_matches_pinn_too(reference_root: Path) -> None:
-    folder = reference_root / "pinet"
+def test_float32_evaluation_matches_pinn_too(pinn_reference_root: Path) -> None:
+    folder = pinn_reference_root / "pinet"
     calc = PinnCalculator(load_potential(folder / "model", dtype=torch.float32))
     for structure in read_reference(folder):
         atoms = structure.atoms.copy()
         atoms.calc = calc
         assert abs(atoms.get_potential_energy() - structure.energy) < ENERGY_TOLERANCE, structure.name
         np.testing.assert_allclose(atoms.get_forces(), structure.forces, atol=FORCE_TOLERANCE, err_msg=structure.name)
-
-
-def writable_copy(model_dir: Path, destination: Path) -> Path:
-    shutil.copytree(model_dir, destination, copy_function=shutil.copyfile)
-    return destination
 
 
 def edit_params(model_dir: Path, edit) -> None:
@@ -238,11 +199,11 @@ def pinet_energy(model_dir: Path, structure: ReferenceStructure, **keywords: str
     return atoms.get_potential_energy(), atoms.get_forces()
 
 
-def test_energy_units(reference_root: Path, tmp_path: Path) -> None:
+def test_energy_units(pinn_reference_root: Path, tmp_path: Path) -> None:
     """Auto takes PiNN's e_unit (1.0 here: eV); MLEnergyUnit names the
     training labels' unit and replaces e_unit."""
-    model_dir = reference_root / "pinet" / "model"
-    structure = by_name(read_reference(reference_root / "pinet"), "CH3OH_perturbed_nonpbc")
+    model_dir = pinn_reference_root / "pinet" / "model"
+    structure = by_name(read_reference(pinn_reference_root / "pinet"), "CH3OH_perturbed_nonpbc")
     energy, forces = pinet_energy(model_dir, structure)
     assert energy == pytest.approx(structure.energy, abs=ENERGY_TOLERANCE)
     as_kcal, kcal_forces = pinet_energy(model_dir, structure, MLEnergyUnit="kcal/mol")
@@ -258,11 +219,11 @@ def test_energy_units(reference_root: Path, tmp_path: Path) -> None:
     assert pinet_energy(odd_dir, structure, MLEnergyUnit="eV")[0] == pytest.approx(energy, rel=1e-12)
 
 
-def test_distance_unit_bohr(reference_root: Path) -> None:
+def test_distance_unit_bohr(pinn_reference_root: Path) -> None:
     """A model that expects Bohr sees positions/Bohr: the same as the
     Angstrom model evaluated on coordinates stretched by 1/Bohr."""
-    model_dir = reference_root / "pinet" / "model"
-    structure = by_name(read_reference(reference_root / "pinet"), "H2O_dimer_nonpbc")
+    model_dir = pinn_reference_root / "pinet" / "model"
+    structure = by_name(read_reference(pinn_reference_root / "pinet"), "H2O_dimer_nonpbc")
     bohr_energy, bohr_forces = pinet_energy(model_dir, structure, MLDistanceUnit="bohr")
     stretched = ReferenceStructure("stretched", structure.atoms.copy(), 0.0, structure.forces, None)
     stretched.atoms.positions /= BOHR_ANGSTROM
@@ -272,11 +233,11 @@ def test_distance_unit_bohr(reference_root: Path) -> None:
 
 
 @pytest.fixture
-def broken_dir(reference_root: Path, tmp_path: Path):
+def broken_dir(pinn_reference_root: Path, tmp_path: Path):
     """A writable copy of a reference model directory, to break."""
 
     def make(name: str = "pinet") -> Path:
-        return writable_copy(reference_root / name / "model", tmp_path / name)
+        return writable_copy(pinn_reference_root / name / "model", tmp_path / name)
 
     return make
 

@@ -4,7 +4,6 @@ tf.train.list_variables), known constants, and damaged or missing files."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +11,9 @@ import pytest
 
 from mlpotential.backends.pinn.checkpoint import Checkpoint, CheckpointError, latest_checkpoint
 from mlpotential.backends.pinn.crc32c import crc32c, unmask
+from tests.backends.pinn_reference import writable_copy
 
 MODELS = {"pinet": 20000, "bpnn": 20000, "pinet_gaussian": 15000}
-
-
-@pytest.fixture(scope="module")
-def reference_root(shared_dir: Path) -> Path:
-    return shared_dir / "pinn-reference"
 
 
 def tensorflow_listing(folder: Path) -> dict[str, tuple[int, ...]]:
@@ -44,8 +39,8 @@ def test_unmask_inverts_leveldb_masking() -> None:
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_every_variable_and_shape_as_tensorflow_lists_them(reference_root: Path, model: str) -> None:
-    folder = reference_root / model
+def test_every_variable_and_shape_as_tensorflow_lists_them(pinn_reference_root: Path, model: str) -> None:
+    folder = pinn_reference_root / model
     checkpoint = Checkpoint(latest_checkpoint(folder / "model"))
     listing = tensorflow_listing(folder)
     assert {name: entry.shape for name, entry in checkpoint.entries.items()} == listing
@@ -54,8 +49,8 @@ def test_every_variable_and_shape_as_tensorflow_lists_them(reference_root: Path,
 
 
 @pytest.mark.parametrize(("model", "step"), MODELS.items())
-def test_known_values(reference_root: Path, model: str, step: int) -> None:
-    checkpoint = Checkpoint(latest_checkpoint(reference_root / model / "model"))
+def test_known_values(pinn_reference_root: Path, model: str, step: int) -> None:
+    checkpoint = Checkpoint(latest_checkpoint(pinn_reference_root / model / "model"))
     assert checkpoint.prefix.name == f"model.ckpt-{step}"
     global_step = checkpoint.read("global_step")
     assert global_step.dtype == np.int64 and int(global_step) == step
@@ -67,10 +62,10 @@ def test_known_values(reference_root: Path, model: str, step: int) -> None:
     assert all(checkpoint.read(name).dtype == np.float32 for name in kernels)
 
 
-def test_weights_are_trained_not_initial(reference_root: Path) -> None:
+def test_weights_are_trained_not_initial(pinn_reference_root: Path) -> None:
     """Adam's first moment of a trained weight is small but not zero, and the
     weight itself is finite: the reader finds each tensor at its own offset."""
-    checkpoint = Checkpoint(latest_checkpoint(reference_root / "pinet" / "model"))
+    checkpoint = Checkpoint(latest_checkpoint(pinn_reference_root / "pinet" / "model"))
     name = "pi_net/gc_block/ff_layer_1/dense/kernel"
     weight, moment = checkpoint.read(name), checkpoint.read(f"TRAIN_OP/Adam/{name}/m")
     assert np.isfinite(weight).all() and weight.std() > 0.01
@@ -79,8 +74,8 @@ def test_weights_are_trained_not_initial(reference_root: Path) -> None:
 
 
 @pytest.fixture
-def model_copy(reference_root: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(reference_root / "pinet" / "model", tmp_path / "model", copy_function=shutil.copyfile))
+def model_copy(pinn_reference_root: Path, tmp_path: Path) -> Path:
+    return writable_copy(pinn_reference_root / "pinet" / "model", tmp_path / "model")
 
 
 def test_state_file_paths(model_copy: Path) -> None:

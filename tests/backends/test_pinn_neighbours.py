@@ -13,18 +13,12 @@ from ase import Atoms
 from ase.neighborlist import neighbor_list
 
 from mlpotential.backends.pinn.neighbours import image_repeats, pinn_pairs
+from tests.backends.pinn_reference import read_reference
 
 
 @pytest.fixture(scope="module")
-def structures(shared_dir: Path) -> dict[str, Atoms]:
-    data = np.load(shared_dir / "pinn-reference" / "pinet" / "test_predictions.npz")
-    result = {}
-    for k, name in enumerate(data["names"]):
-        rows = slice(data["offsets"][k], data["offsets"][k + 1])
-        result[str(name)] = Atoms(
-            numbers=data["numbers"][rows], positions=data["positions"][rows], cell=data["cell"][k], pbc=data["pbc"][k]
-        )
-    return result
+def structures(pinn_reference_root: Path) -> dict[str, Atoms]:
+    return {structure.name: structure.atoms for structure in read_reference(pinn_reference_root / "pinet")}
 
 
 def literal_pinn_pairs(atoms: Atoms, rc: float) -> list[tuple[int, int, tuple[float, ...]]]:

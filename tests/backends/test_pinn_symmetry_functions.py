@@ -16,6 +16,7 @@ from mlpotential.backends.pinn import load_potential
 from mlpotential.backends.pinn.bpnn import BPNN, ordered_neighbour_couples
 from mlpotential.backends.pinn.neighbours import pinn_pairs
 from mlpotential.backends.pinn.params import BPNNParams, SymmetryFunctionSpec
+from tests.backends.pinn_reference import read_reference
 
 SPECIES = [1, 6, 7, 8, 29]
 STRUCTURES = [
@@ -29,21 +30,14 @@ STRUCTURES = [
 
 
 @pytest.fixture(scope="module")
-def bpnn(shared_dir: Path):
+def bpnn(pinn_reference_root: Path):
     torch.set_num_threads(1)
-    return load_potential(shared_dir / "pinn-reference" / "bpnn" / "model").network
+    return load_potential(pinn_reference_root / "bpnn" / "model").network
 
 
 @pytest.fixture(scope="module")
-def structures(shared_dir: Path) -> dict[str, Atoms]:
-    data = np.load(shared_dir / "pinn-reference" / "bpnn" / "test_predictions.npz")
-    result = {}
-    for k, name in enumerate(data["names"]):
-        rows = slice(data["offsets"][k], data["offsets"][k + 1])
-        result[str(name)] = Atoms(
-            numbers=data["numbers"][rows], positions=data["positions"][rows], cell=data["cell"][k], pbc=data["pbc"][k]
-        )
-    return result
+def structures(pinn_reference_root: Path) -> dict[str, Atoms]:
+    return {structure.name: structure.atoms for structure in read_reference(pinn_reference_root / "bpnn")}
 
 
 def pinn_features(network, atoms: Atoms) -> list[np.ndarray]:

@@ -14,13 +14,26 @@ import numpy as np
 import pytest
 import torch
 from ase import Atoms, units
-from emt_trained_models import damaged_copy, displaced, emt_labelled, emt_minimum, emt_samples, truncated_copy
 
 from mlpotential.backends.errors import KeywordError, UnsupportedSystemError
 from mlpotential.backends.keywords import parse_settings
 from mlpotential.backends.registry import create_calculator
 from mlpotential.backends.schnetpack_backend import top_level_class
 from mlpotential.backends.schnetpack_compat import import_schnetpack
+from tests.backends.calculator_checks import (
+    assert_bohr_model_sees_positions_in_bohr,
+    assert_model_file_refused,
+    central_difference_forces,
+    evaluate,
+)
+from tests.backends.emt_trained_models import (
+    damaged_copy,
+    displaced,
+    emt_labelled,
+    emt_minimum,
+    emt_samples,
+    truncated_copy,
+)
 
 CUTOFF = 4.0  # Angstrom, the cutoff the test model was trained with
 KCAL_PER_MOL_EV = units.kcal / units.mol
@@ -33,12 +46,6 @@ def one_thread() -> None:
 
 def schnetpack_calculator(path: Path, **keywords: str):
     return create_calculator(parse_settings({"Backend": "SchNetPack", "ParameterFile": str(path), **keywords}))
-
-
-def evaluate(calculator, atoms: Atoms) -> tuple[float, np.ndarray]:
-    atoms = atoms.copy()
-    atoms.calc = calculator
-    return atoms.get_potential_energy(), atoms.get_forces()
 
 
 @pytest.fixture(scope="module")
@@ -95,14 +102,7 @@ def test_neighbour_list_uses_the_model_cutoff(calculator_ev) -> None:
 def test_forces_are_the_negative_energy_gradient(calculator_ev) -> None:
     atoms = displaced(emt_minimum(), np.random.default_rng(3))
     _, forces = evaluate(calculator_ev, atoms)
-    step = 1e-4
-    numeric = np.zeros_like(forces)
-    for index in range(len(atoms)):
-        for axis in range(3):
-            plus, minus = atoms.copy(), atoms.copy()
-            plus.positions[index, axis] += step
-            minus.positions[index, axis] -= step
-            numeric[index, axis] = -(evaluate(calculator_ev, plus)[0] - evaluate(calculator_ev, minus)[0]) / (2 * step)
+    numeric = central_difference_forces(calculator_ev, atoms, step=1e-4)
     np.testing.assert_allclose(forces, numeric, rtol=0, atol=1e-6)
 
 
@@ -124,12 +124,7 @@ def test_distance_unit_bohr_feeds_the_model_bohr(schnetpack_model_ev: Path, calc
     alone would hand the model Angstrom positions."""
     bohr_model = schnetpack_calculator(schnetpack_model_ev, MLDistanceUnit="bohr")
     atoms = displaced(emt_minimum(), np.random.default_rng(8))
-    in_bohr = atoms.copy()
-    in_bohr.positions *= units.Bohr
-    energy_bohr, forces_bohr = evaluate(bohr_model, in_bohr)
-    energy, forces = evaluate(calculator_ev, atoms)
-    assert energy_bohr == pytest.approx(energy, rel=1e-10)
-    np.testing.assert_allclose(forces_bohr, forces / units.Bohr, rtol=0, atol=1e-8)
+    assert_bohr_model_sees_positions_in_bohr(bohr_model, calculator_ev, atoms)
 
 
 def test_element_beyond_the_embedding_is_refused(calculator_ev) -> None:
@@ -152,12 +147,8 @@ def test_top_level_class_is_read_without_unpickling() -> None:
 
 
 def assert_bad_file(path: Path, *fragments: str) -> None:
-    with pytest.raises(KeywordError) as error:
-        schnetpack_calculator(path)
-    assert error.value.keyword == "ParameterFile"
-    for fragment in (str(path), *fragments):
-        assert fragment in error.value.message
-    assert "Backend SchNetPack expects a SchNetPack model saved with torch.save(model)" in error.value.message
+    expected = "Backend SchNetPack expects a SchNetPack model saved with torch.save(model)"
+    assert_model_file_refused(schnetpack_calculator, path, expected, *fragments)
 
 
 def test_sgdml_model_is_refused(sgdml_model_ev: Path) -> None:

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 from ase.optimize import BFGS
-from emt_trained_models import damaged_copy, displaced, emt_minimum, truncated_copy
 
 from mlpotential.backends.keywords import parse_settings
 from mlpotential.backends.registry import create_calculator
-from mlpotential.engine.pipe_engine import EngineError, PipeEngine
+from mlpotential.engine.pipe_engine import PipeEngine
+from tests.backends.emt_trained_models import damaged_copy, displaced, emt_minimum, truncated_copy
+from tests.backends.pipe_checks import assert_bad_parameter_file_reported, assert_pipe_equals_in_process
 
 NUM_THREADS = 1
 
@@ -30,12 +31,7 @@ def test_pipe_equals_in_process_and_optimization_converges(schnetpack_model_ev: 
     minimum = emt_minimum()
     with PipeEngine(keywords(schnetpack_model_ev)) as engine:
         for _ in range(3):
-            atoms = displaced(minimum, rng)
-            local = atoms.copy()
-            local.calc = in_process
-            atoms.calc = engine
-            assert atoms.get_potential_energy() == pytest.approx(local.get_potential_energy(), rel=1e-7)
-            np.testing.assert_allclose(atoms.get_forces(), local.get_forces(), rtol=0, atol=1e-5)
+            assert_pipe_equals_in_process(engine, in_process, displaced(minimum, rng))
 
         atoms = displaced(minimum, rng, scale=0.15)
         atoms.calc = engine
@@ -71,13 +67,4 @@ def test_bad_input_is_reported_on_first_calculation(bad: str, sgdml_model_ev: Pa
     }
     path = paths[bad]()
     engine_keywords = keywords(path) if path is not None else {"Backend": "SchNetPack", "NumThreads": "1"}
-    with PipeEngine(engine_keywords) as engine:
-        atoms = emt_minimum()
-        atoms.calc = engine
-        with pytest.raises(EngineError) as error:
-            atoms.get_potential_energy()
-    assert error.value.status == 7
-    assert error.value.argument == "ParameterFile"
-    assert BAD_INPUTS[bad] in error.value.message
-    if path is not None:
-        assert str(path) in error.value.message
+    assert_bad_parameter_file_reported(engine_keywords, path, BAD_INPUTS[bad])

@@ -4,29 +4,39 @@
 from __future__ import annotations
 
 import multiprocessing
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 from ase import Atoms, units
-from emt_trained_models import damaged_copy, displaced, emt_labelled, emt_minimum, emt_samples, truncated_copy
 
 from mlpotential.backends.errors import KeywordError, UnsupportedSystemError
 from mlpotential.backends.keywords import parse_settings
 from mlpotential.backends.registry import create_calculator
 from mlpotential.backends.sgdml_backend import read_model_file
+from tests.backends.calculator_checks import (
+    assert_bohr_model_sees_positions_in_bohr,
+    assert_model_file_refused,
+    central_difference_forces,
+    evaluate,
+)
+from tests.backends.emt_trained_models import (
+    damaged_copy,
+    displaced,
+    emt_labelled,
+    emt_minimum,
+    emt_samples,
+    sgdml_dataset,
+    train_sgdml,
+    truncated_copy,
+)
 
 KCAL_PER_MOL_EV = units.kcal / units.mol
 
 
 def sgdml_calculator(path: Path, **keywords: str):
     return create_calculator(parse_settings({"Backend": "sGDML", "ParameterFile": str(path), **keywords}))
-
-
-def evaluate(calculator, atoms: Atoms) -> tuple[float, np.ndarray]:
-    atoms = atoms.copy()
-    atoms.calc = calculator
-    return atoms.get_potential_energy(), atoms.get_forces()
 
 
 @pytest.fixture(scope="module")
@@ -54,14 +64,8 @@ def test_reproduces_emt_on_held_out_geometries(calculator_ev, held_out: list[Ato
 def test_forces_are_the_negative_energy_gradient(calculator_ev) -> None:
     atoms = displaced(emt_minimum(), np.random.default_rng(3))
     _, forces = evaluate(calculator_ev, atoms)
-    step = 3e-4  # central differences: truncation and round-off both below 1e-6 eV/Angstrom here
-    numeric = np.zeros_like(forces)
-    for index in range(len(atoms)):
-        for axis in range(3):
-            plus, minus = atoms.copy(), atoms.copy()
-            plus.positions[index, axis] += step
-            minus.positions[index, axis] -= step
-            numeric[index, axis] = -(evaluate(calculator_ev, plus)[0] - evaluate(calculator_ev, minus)[0]) / (2 * step)
+    # 3e-4 Angstrom: truncation and round-off errors both below 1e-6 eV/Angstrom here
+    numeric = central_difference_forces(calculator_ev, atoms, step=3e-4)
     np.testing.assert_allclose(forces, numeric, rtol=0, atol=3e-6)
 
 
@@ -95,8 +99,6 @@ def test_auto_means_kcal_per_mol_so_an_ev_model_is_off_by_23(sgdml_model_ev: Pat
 
 
 def test_model_trained_in_kcal_per_mol_is_right_with_auto(tmp_path: Path, emt_training_samples: list[Atoms]) -> None:
-    from emt_trained_models import train_sgdml
-
     model = train_sgdml(tmp_path / "kcal.npz", emt_training_samples[:60], n_train=40, n_valid=20,
                         energy_factor=1 / KCAL_PER_MOL_EV, energy_unit="kcal/mol")  # fmt: skip
     reference = emt_labelled(displaced(emt_minimum(), np.random.default_rng(6)))
@@ -111,13 +113,7 @@ def test_distance_unit_bohr_feeds_the_model_bohr(sgdml_model_ev: Path, calculato
     with pytest.warns(UserWarning, match="records training units eV and angstrom.*MLDistanceUnit 'bohr'"):
         bohr_model = sgdml_calculator(sgdml_model_ev, MLEnergyUnit="eV", MLDistanceUnit="bohr")
     atoms = displaced(emt_minimum(), np.random.default_rng(8))
-    # a geometry whose coordinates, read in bohr, are the cluster in Angstrom
-    in_bohr = atoms.copy()
-    in_bohr.positions *= units.Bohr
-    energy_bohr, forces_bohr = evaluate(bohr_model, in_bohr)
-    energy, forces = evaluate(calculator_ev, atoms)
-    assert energy_bohr == pytest.approx(energy, rel=1e-10)
-    np.testing.assert_allclose(forces_bohr, forces / units.Bohr, rtol=0, atol=1e-8)
+    assert_bohr_model_sees_positions_in_bohr(bohr_model, calculator_ev, atoms)
 
 
 def test_predicts_in_this_process_alone(sgdml_model_ev: Path) -> None:
@@ -160,12 +156,8 @@ def test_model_file_records_its_units_and_no_warning_when_they_are_used(sgdml_mo
 
 
 def assert_bad_file(path: Path, *fragments: str) -> None:
-    with pytest.raises(KeywordError) as error:
-        sgdml_calculator(path, MLEnergyUnit="eV")
-    assert error.value.keyword == "ParameterFile"
-    for fragment in (str(path), *fragments):
-        assert fragment in error.value.message
-    assert "Backend sGDML expects a trained sGDML model" in error.value.message
+    create = partial(sgdml_calculator, MLEnergyUnit="eV")
+    assert_model_file_refused(create, path, "Backend sGDML expects a trained sGDML model", *fragments)
 
 
 def test_schnetpack_model_is_refused(schnetpack_model_ev: Path) -> None:
@@ -185,8 +177,6 @@ def test_ani_parameter_file_is_refused(shared_dir: Path) -> None:
 
 
 def test_sgdml_dataset_is_refused(tmp_path: Path, emt_training_samples: list[Atoms]) -> None:
-    from emt_trained_models import sgdml_dataset
-
     path = tmp_path / "dataset.npz"
     np.savez_compressed(path, **sgdml_dataset(emt_training_samples[:5]))
     assert_bad_file(path, "is an sGDML dataset, not a trained model")

@@ -18,8 +18,9 @@ from ase.units import Hartree
 from mlpotential.backends.ani_calculator import TorchANICalculator
 from mlpotential.backends.keywords import parse_settings
 from mlpotential.backends.registry import create_calculator
-from mlpotential.engine.pipe_engine import EngineError, PipeEngine
+from mlpotential.engine.pipe_engine import PipeEngine
 from mlpotential.protocol.errors import Status
+from tests.backends.pipe_checks import refused_energy
 
 MODELS = ("ANI-2x", "ANI-1ccx", "ANI-1x")
 NUM_THREADS = 1
@@ -116,13 +117,10 @@ def test_ani2x_water_through_the_pipe(engines: dict[str, PipeEngine]) -> None:
 
 def test_unsupported_element_keeps_the_worker_serving(engines: dict[str, PipeEngine]) -> None:
     engine = engines["ANI-1x"]
-    thiol = molecule("CH3SH")
-    thiol.calc = engine
-    with pytest.raises(EngineError) as error:
-        thiol.get_potential_energy()
-    assert error.value.status == Status.INVALID_ARGUMENT
-    assert error.value.argument == "atomSymbols"
-    assert error.value.message == "ANI-1x does not cover the element S of this system; ANI-1x supports H, C, N, O"
+    error = refused_energy(engine, molecule("CH3SH"))
+    assert error.status == Status.INVALID_ARGUMENT
+    assert error.argument == "atomSymbols"
+    assert error.message == "ANI-1x does not cover the element S of this system; ANI-1x supports H, C, N, O"
     water = molecule("H2O")
     water.calc = engine
     assert np.isfinite(water.get_potential_energy())
@@ -140,22 +138,18 @@ def test_start_up_errors(extra: dict[str, str], status: Status, argument: str, t
         pytest.skip("a CUDA device is present")
     atoms = molecule("H2O")
     with PipeEngine(keywords("ANI-2x", **extra)) as engine:
-        atoms.calc = engine
-        with pytest.raises(EngineError) as error:
-            atoms.get_potential_energy()
-    assert (error.value.status, error.value.argument) == (status, argument)
-    assert text in error.value.message
+        error = refused_energy(engine, atoms)
+    assert (error.status, error.argument) == (status, argument)
+    assert text in error.message
 
 
 def test_incomplete_parameter_dir(tmp_path: Path) -> None:
     (tmp_path / "ani-2x_8x.info").write_text("ani-2x_8x/missing.params\nani-2x_8x/sae_linfit.dat\nani-2x_8x/train\n8\n")
     atoms = molecule("H2O")
     with PipeEngine(keywords("ANI-2x", ParameterDir=str(tmp_path))) as engine:
-        atoms.calc = engine
-        with pytest.raises(EngineError) as error:
-            atoms.get_potential_energy()
-    assert (error.value.status, error.value.argument) == (Status.INVALID_ARGUMENT, "ParameterDir")
-    assert "ani-2x_8x/sae_linfit.dat" in error.value.message
+        error = refused_energy(engine, atoms)
+    assert (error.status, error.argument) == (Status.INVALID_ARGUMENT, "ParameterDir")
+    assert "ani-2x_8x/sae_linfit.dat" in error.message
 
 
 def test_custom_model_through_the_pipe(tmp_path: Path) -> None:
