@@ -107,6 +107,9 @@ class WorkerSession:
         self.atoms: Atoms | None = None
         self.kept: dict[str, msg.Results] = {}
         self.buffered: ProtocolError | None = None
+        # What changed since the last calculation: the Set calls say it exactly,
+        # so the calculator's own (costly) comparison of the atoms is not needed.
+        self.changes: set[str] = set()
 
     def handle(self, message: Any) -> list[Reply]:
         """The replies to one decoded message (none for Set calls). Raises
@@ -141,9 +144,8 @@ class WorkerSession:
                                     f"this worker speaks version {msg.PROTOCOL_VERSION}", "Hello", "version")  # fmt: skip
             return [msg.Return()]
         if isinstance(call, msg.SetSystem):
-            atoms = atoms_from_system(call)
-            atoms.calc = self.engine.calculator
-            self.atoms = atoms
+            self.atoms = atoms_from_system(call)
+            self.changes.update(all_changes)
             return []
         if isinstance(call, (msg.SetCoords, msg.SetLattice)):
             name = type(call).__name__
@@ -151,8 +153,10 @@ class WorkerSession:
                 raise ProtocolError(Status.LOGIC_ERROR, f"{name} before SetSystem: there is no system yet", name)
             if isinstance(call, msg.SetCoords):
                 set_coords(self.atoms, call.coords)
+                self.changes.add("positions")
             else:
                 set_lattice(self.atoms, call.vectors)
+                self.changes.add("cell")
             return []
         if isinstance(call, msg.Solve):
             return self.solve(call)
@@ -199,7 +203,7 @@ class WorkerSession:
         if request.other and "forces_std" in calculator.implemented_properties:
             properties.append("forces_std")
         try:
-            _evaluate(calculator, self.atoms, properties)
+            _evaluate(calculator, self.atoms, properties, self.changes)
         except UnsupportedSystemError as exc:
             raise ProtocolError(Status.INVALID_ARGUMENT, exc.message, "Solve", exc.argument) from None
         except PropertyNotImplementedError as exc:
@@ -231,15 +235,16 @@ class WorkerSession:
         return results
 
 
-def _evaluate(calculator: Calculator, atoms: Atoms, properties: list[str]) -> None:
+def _evaluate(calculator: Calculator, atoms: Atoms, properties: list[str], changes: set[str]) -> None:
     """Make sure ``calculator.results`` holds ``properties`` for ``atoms``,
-    computing them in one call when any is missing (a second Solve on the
-    same geometry reuses the first's results)."""
-    changes = calculator.check_state(atoms)
+    computing them in one call when the system changed or any is missing (a
+    second Solve on the same geometry reuses the first's results). ``changes``
+    (ASE's names) is cleared once the calculation succeeded."""
     if changes:
         calculator.results = {}
-    if any(name not in calculator.results for name in properties):
-        calculator.calculate(atoms, properties, changes or all_changes)
+    if changes or any(name not in calculator.results for name in properties):
+        calculator.calculate(atoms, properties, sorted(changes))
+        changes.clear()
     missing = [name for name in properties if name not in calculator.results and name != "forces_std"]
     if missing:
         raise PropertyNotImplementedError(" and ".join(missing))

@@ -38,6 +38,24 @@ _NUMERIC = {
 _PACK_DOUBLE = struct.Struct(">d").pack
 
 
+_KEYS: dict[str, bytes] = {}
+_MAX_REMEMBERED_KEYS = 4096
+
+
+def _remember_key(key: str) -> bytes:
+    """The encoded form of an object key (length + UTF-8), cached: messages
+    use the same few dozen keys over and over."""
+    if not isinstance(key, str):
+        raise TypeError(f"UBJSON object keys must be str, not {type(key).__name__}")
+    encoder = _Encoder()
+    data = key.encode()
+    encoder.length(len(data))
+    encoded = encoder.chunks[0] + data
+    if len(_KEYS) < _MAX_REMEMBERED_KEYS:
+        _KEYS[key] = encoded
+    return encoded
+
+
 class _Encoder:
     __slots__ = ("chunks",)
 
@@ -74,9 +92,10 @@ class _Encoder:
         elif isinstance(value, dict):
             chunks.append(b"{")
             for key, item in value.items():
-                if not isinstance(key, str):
-                    raise TypeError(f"UBJSON object keys must be str, not {type(key).__name__}")
-                self.key(key)
+                encoded = _KEYS.get(key)
+                if encoded is None:
+                    encoded = _remember_key(key)
+                chunks.append(encoded)
                 self.value(item)
             chunks.append(b"}")
         elif isinstance(value, np.ndarray):
@@ -179,6 +198,17 @@ class _Decoder:
         return count
 
     def string(self) -> str:
+        data, pos = self.data, self.pos
+        if pos + 1 < self.end and data[pos] in (0x69, 0x55) and data[pos + 1] < 0x80:
+            # the common case: a length below 128 as 'i' or 'U'
+            size = data[pos + 1]
+            end = pos + 2 + size
+            if end <= self.end:
+                self.pos = end
+                try:
+                    return data[pos + 2 : end].decode()
+                except UnicodeDecodeError as exc:
+                    raise self.fail(f"string is not UTF-8 ({exc.reason})") from None
         size = self.length()
         start = self.take(size)
         try:
