@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
@@ -25,6 +24,8 @@ from mlpotential.protocol import messages as msg
 from mlpotential.protocol.errors import Status
 
 PATH_KEYWORDS = ("ParameterFile", "ParameterDir")
+# Changes that SetCoords/SetLattice can carry; any other change needs SetSystem.
+_SAME_SYSTEM = frozenset(("positions", "cell"))
 _OPTION_OF_KEYWORD = {
     "backend": "--backend",
     "model": "--model",
@@ -99,7 +100,7 @@ class PipeEngine(Calculator):
         self.codec = codec
         self.env = env
         self.client: PipeClient | None = None
-        self._sent: Atoms | None = None
+        self._system_sent = False
 
     # -------------------------------------------------------------- lifecycle
     def start(self) -> PipeClient:
@@ -118,7 +119,7 @@ class PipeEngine(Calculator):
         """Stop the worker and remove its pipe directory."""
         if self.client is not None:
             client, self.client = self.client, None
-            self._sent = None
+            self._system_sent = False
             client.close()
 
     def __enter__(self) -> PipeEngine:
@@ -137,36 +138,31 @@ class PipeEngine(Calculator):
         return "" if self.client is None else self.client.worker.log_text()
 
     # ------------------------------------------------------------ calculation
-    def _send_geometry(self, atoms: Atoms) -> None:
+    def _send_geometry(self, atoms: Atoms, system_changes: Sequence[str]) -> None:
+        """SetSystem for a new system (first call, other species, atom count or
+        periodicity), else SetCoords/SetLattice for what ASE says changed."""
         client = self.start()
-        sent = self._sent
-        new_system = (
-            sent is None
-            or len(sent) != len(atoms)
-            or not np.array_equal(sent.numbers, atoms.numbers)
-            or not np.array_equal(sent.pbc, atoms.pbc)
-        )
-        if new_system:
+        if not self._system_sent or not _SAME_SYSTEM.issuperset(system_changes):
             try:
                 client.set_system(system_message(atoms))
             except ValueError as exc:
                 raise EngineError(Status.INVALID_ARGUMENT, str(exc), "SetSystem", "latticeVectors") from None
-        else:
-            if not np.array_equal(sent.positions, atoms.positions):
-                client.call(msg.SetCoords(atoms.positions / BOHR_ANGSTROM))
-            if atoms.pbc.any() and not np.array_equal(sent.cell.array, atoms.cell.array):
-                client.call(msg.SetLattice(atoms.cell.array[atoms.pbc] / BOHR_ANGSTROM))
-        self._sent = atoms.copy()
+            self._system_sent = True
+            return
+        if "positions" in system_changes:
+            client.call(msg.SetCoords(atoms.positions / BOHR_ANGSTROM))
+        if "cell" in system_changes and atoms.pbc.any():
+            client.call(msg.SetLattice(atoms.cell.array[atoms.pbc] / BOHR_ANGSTROM))
 
     def calculate(self, atoms: Atoms | None = None, properties: Sequence[str] = ("energy",),
                   system_changes: Sequence[str] = all_changes) -> None:  # fmt: skip
         super().calculate(atoms, properties, system_changes)
-        self._send_geometry(self.atoms)
+        self._send_geometry(self.atoms, system_changes)
         want_stress = "stress" in properties
         try:
             results = self.client.solve(gradients=True, stressTensor=want_stress, other="forces_std" in properties)
         except WorkerDiedError:
-            self._sent = None
+            self._system_sent = False
             self.client.close(timeout=1.0)
             self.client = None
             raise

@@ -252,19 +252,20 @@ class _Arguments:
         if name not in self.arguments:
             return None
         raw = self.arguments[name]
+        wanted = np.float64 if dtype is float else np.int64
         if isinstance(raw, np.ndarray):
             if raw.dtype.kind not in "iuf" or (dtype is not float and raw.dtype.kind == "f"):
                 raise self.invalid(name, f"{name} must be an array of {dtype.__name__}s")
-            values = raw.astype(np.float64 if dtype is float else np.int64)
+            values = raw if raw.dtype == wanted else raw.astype(wanted)
         elif isinstance(raw, list) and all(
             isinstance(item, (int, float)) and not isinstance(item, bool) for item in raw
         ):
             if dtype is int and any(isinstance(item, float) for item in raw):
                 raise self.invalid(name, f"{name} must be an array of integers")
-            values = np.asarray(raw, dtype=np.float64 if dtype is float else np.int64)
+            values = np.asarray(raw, dtype=wanted)
         else:
             raise self.invalid(name, f"{name} must be an array of {'real numbers' if dtype is float else 'integers'}")
-        if dtype is float and not np.all(np.isfinite(values)):
+        if dtype is float and not np.isfinite(values).all():
             raise self.invalid(name, f"{name} contains NaN or infinite values")
         if columns is None:
             return values
@@ -273,13 +274,14 @@ class _Arguments:
             if values.size % columns:
                 raise self.invalid(name, f"{name} has {values.size} values, not a multiple of {columns}")
             return values.reshape(-1, columns)
-        if dims.size != 2 or dims[0] != columns or dims[1] < 0 or dims[0] * dims[1] != values.size:
+        dims = dims.tolist()
+        if len(dims) != 2 or dims[0] != columns or dims[1] < 0 or dims[0] * dims[1] != values.size:
             raise self.invalid(
                 name,
-                f"{name}_dim_ {dims.tolist()} does not describe the {values.size} values of {name} "
+                f"{name}_dim_ {dims} does not describe the {values.size} values of {name} "
                 f"(expected [{columns}, n] with {columns}*n = {values.size})",
             )
-        return values.reshape(int(dims[1]), columns)
+        return values.reshape(dims[1], columns)
 
 
 _SET_SYSTEM_ARGUMENTS = (
