@@ -1,4 +1,4 @@
-"""Neighbour lists and neighbour triples, vectorised in torch (cell lists, no
+"""Neighbour lists, vectorised in torch (cell lists, no
 Python loop over atoms or pairs), for periodic, partly periodic and finite
 systems, on whatever device the positions live.
 
@@ -43,20 +43,6 @@ class NeighborList:
         return NeighborList(
             self.center.to(device), self.neighbor.to(device), self.cell_shift.to(device), self.n_atoms
         )
-
-
-@dataclass(frozen=True)
-class Triples:
-    """Unordered pairs of neighbours of one centre: for triple t, the pairs
-    ``first[t] < second[t]`` (indices into the neighbour list) share a centre.
-    Each neighbour pair j, k of a centre is counted once."""
-
-    first: torch.Tensor
-    second: torch.Tensor
-
-    @property
-    def n_triples(self) -> int:
-        return int(self.first.shape[0])
 
 
 def pair_vectors(
@@ -130,6 +116,12 @@ def _cell_list(
     high = torch.where(periodic, torch.ones(3, dtype=positions.dtype, device=device), fractional.max(0).values)
     extent = (high - low) * plane_spacing
     n_bins = torch.clamp(torch.floor(extent / cutoff), min=1).long()
+    # Sparse systems (a few atoms far apart) would need many empty bins:
+    # coarser bins stay correct (wider than the cutoff) and bound memory.
+    most_bins = max(64, 8 * n_atoms)
+    if int(n_bins.prod()) > most_bins:
+        shrink = (float(n_bins.prod()) / most_bins) ** (1.0 / 3.0)
+        n_bins = torch.clamp(torch.floor(n_bins / shrink), min=1).long()
     bin_width = torch.where(extent > 0, extent / n_bins, torch.full_like(extent, cutoff))
     reach = torch.ceil(cutoff / bin_width - 1e-12).long().clamp(min=1)
     span = (high - low).clamp(min=1e-300)
@@ -138,35 +130,52 @@ def _cell_list(
 
     strides = torch.stack([n_bins[1] * n_bins[2], n_bins[2], torch.ones_like(n_bins[2])])
     linear_bin = (atom_bin * strides).sum(1)
-    order = torch.argsort(linear_bin, stable=True)
     total_bins = int(n_bins.prod())
-    bin_count = torch.bincount(linear_bin, minlength=total_bins)
-    bin_start = torch.cumsum(bin_count, 0) - bin_count
-
-    offsets = torch.cartesian_prod(*[torch.arange(-int(r), int(r) + 1, device=device) for r in reach])
-    n_offsets = offsets.shape[0]
-
-    # Chunk the centres so that candidate arrays stay bounded.
-    typical = max(1, int(bin_count.float().mean().ceil()) * n_offsets)
-    chunk = max(1, _MAX_CANDIDATES_PER_CHUNK // typical)
     lattice = basis * periodic[:, None]
     wrapped = positions - image @ lattice
-    pieces = []
-    for start in range(0, n_atoms, chunk):
-        centers = torch.arange(start, min(start + chunk, n_atoms), device=device)
-        pieces.append(
-            _pairs_of_chunk(
-                centers, atom_bin, offsets, n_bins, periodic, strides, order,
-                bin_count, bin_start, wrapped, lattice, cutoff,
-            )
+    bins = _PaddedBins.of(linear_bin, wrapped, total_bins)
+
+    offsets = torch.cartesian_prod(*[torch.arange(-int(r), int(r) + 1, device=device) for r in reach])
+    chunk = max(1, _MAX_CANDIDATES_PER_CHUNK // (offsets.shape[0] * bins.depth))
+    pieces = [
+        _pairs_of_chunk(
+            torch.arange(start, min(start + chunk, n_atoms), device=device),
+            atom_bin, offsets, n_bins, periodic, strides, bins, wrapped, lattice, cutoff,
         )
+        for start in range(0, n_atoms, chunk)
+    ]
     center = torch.cat([p[0] for p in pieces])
     neighbor = torch.cat([p[1] for p in pieces])
     shift = torch.cat([p[2] for p in pieces])
     # Back from wrapped to given positions: r_j - r_i + S L with S = s + n_i - n_j.
     image = image.long()
-    shift = shift + image[center] - image[neighbor]
+    shift = shift + image.index_select(0, center) - image.index_select(0, neighbor)
     return NeighborList(center, neighbor, shift, n_atoms)
+
+
+@dataclass(frozen=True)
+class _PaddedBins:
+    """The atoms of each bin in a dense (bin, depth) table; empty slots hold
+    atom -1 at a far-away position, so they never fall within a cutoff."""
+
+    atom: torch.Tensor
+    position: torch.Tensor
+    depth: int
+
+    @classmethod
+    def of(cls, linear_bin: torch.Tensor, positions: torch.Tensor, total_bins: int) -> _PaddedBins:
+        order = torch.argsort(linear_bin, stable=True)
+        count = torch.bincount(linear_bin, minlength=total_bins)
+        depth = int(count.max())
+        start = torch.cumsum(count, 0) - count
+        sorted_bin = linear_bin.index_select(0, order)
+        slot = sorted_bin * depth + torch.arange(order.shape[0], device=order.device) - start.index_select(0, sorted_bin)
+        atom = torch.full((total_bins * depth,), -1, dtype=torch.long, device=order.device)
+        atom[slot] = order
+        far = positions.abs().max() * 4.0 + 1e6
+        position = torch.full((3, total_bins * depth), float(far), dtype=positions.dtype, device=positions.device)
+        position[:, slot] = positions.index_select(0, order).T
+        return cls(atom.view(total_bins, depth), position.view(3, total_bins, depth), depth)
 
 
 def _pairs_of_chunk(
@@ -176,59 +185,34 @@ def _pairs_of_chunk(
     n_bins: torch.Tensor,
     periodic: torch.Tensor,
     strides: torch.Tensor,
-    order: torch.Tensor,
-    bin_count: torch.Tensor,
-    bin_start: torch.Tensor,
+    bins: _PaddedBins,
     wrapped: torch.Tensor,
     lattice: torch.Tensor,
     cutoff: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    device = centers.device
-    n_offsets = offsets.shape[0]
-    target = atom_bin[centers][:, None, :] + offsets[None, :, :]  # (C, O, 3)
+    target = atom_bin.index_select(0, centers)[:, None, :] + offsets[None, :, :]  # (C, O, 3)
     cell_shift = torch.where(periodic, torch.div(target, n_bins, rounding_mode="floor"), torch.zeros_like(target))
     target = target - cell_shift * n_bins
     valid = ((target >= 0) & (target < n_bins)).all(-1)
-    target_bin = (target * strides).sum(-1)
-    center_of = centers[:, None].expand(-1, n_offsets)
-
-    center_of = center_of[valid]
-    target_bin = target_bin[valid]
-    cell_shift = cell_shift[valid]
-    count = bin_count[target_bin]
-    which = torch.repeat_interleave(torch.arange(count.shape[0], device=device), count)
-    first_of_group = torch.cumsum(count, 0) - count
-    local = torch.arange(which.shape[0], device=device) - first_of_group[which]
-    neighbor = order[bin_start[target_bin][which] + local]
-    center = center_of[which]
-    shift = cell_shift[which]
-
-    vector = wrapped[neighbor] - wrapped[center] + shift.to(wrapped.dtype) @ lattice
-    distance_sq = (vector * vector).sum(1)
-    keep = (distance_sq < cutoff * cutoff) & ((neighbor != center) | (shift != 0).any(1))
-    center, neighbor, shift = center[keep], neighbor[keep], shift[keep]
-    # Candidates come grouped by centre; within a centre, order by neighbour
-    # index so the list does not depend on the binning.
-    key = center * (wrapped.shape[0] + 1) + neighbor
-    permutation = torch.argsort(key, stable=True)
+    # Bins outside a non-periodic range are replaced by bin 0 with an
+    # impossible shift offset; their candidates are masked below.
+    target_bin = torch.where(valid, (target * strides).sum(-1), torch.zeros_like(valid, dtype=torch.long))
+    origin = (cell_shift.to(wrapped.dtype) @ lattice - wrapped.index_select(0, centers)[:, None, :]).permute(2, 0, 1)
+    flat_bin = target_bin.view(-1)
+    distance_sq = None
+    for axis in range(3):
+        component = bins.position[axis].index_select(0, flat_bin).view(*target_bin.shape, bins.depth)
+        component = component + origin[axis][:, :, None]
+        distance_sq = component * component if distance_sq is None else distance_sq + component * component
+    neighbor = bins.atom.index_select(0, flat_bin).view(*target_bin.shape, bins.depth)
+    center = centers[:, None, None]
+    keep = (distance_sq < cutoff * cutoff) & valid[:, :, None] & (neighbor >= 0)
+    keep &= (neighbor != center) | (cell_shift != 0).any(-1)[:, :, None]
+    where_c, where_o, where_s = keep.nonzero(as_tuple=True)
+    center = centers.index_select(0, where_c)
+    neighbor = neighbor[where_c, where_o, where_s]
+    shift = cell_shift[where_c, where_o]
+    # Order each centre's neighbours by atom index, so the list does not
+    # depend on the binning.
+    permutation = torch.argsort(center * (wrapped.shape[0] + 1) + neighbor, stable=True)
     return center[permutation], neighbor[permutation], shift[permutation]
-
-
-def build_triples(neighbors: NeighborList) -> Triples:
-    """Every unordered pair of neighbours of each centre (pairs sorted by
-    centre, as :func:`build_neighbor_list` gives them)."""
-    center = neighbors.center
-    device = center.device
-    n_pairs = center.shape[0]
-    if n_pairs == 0:
-        empty = torch.zeros(0, dtype=torch.long, device=device)
-        return Triples(empty, empty)
-    per_center = torch.bincount(center, minlength=neighbors.n_atoms)
-    first_pair = torch.cumsum(per_center, 0) - per_center
-    rank = torch.arange(n_pairs, device=device) - first_pair[center]
-    partners = per_center[center] - 1 - rank
-    first = torch.repeat_interleave(torch.arange(n_pairs, device=device), partners)
-    start_of_run = torch.cumsum(partners, 0) - partners
-    step = torch.arange(first.shape[0], device=device) - torch.repeat_interleave(start_of_run, partners)
-    return Triples(first, first + 1 + step)
-
