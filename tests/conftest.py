@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -47,8 +48,11 @@ def nothing_left_behind():
     """After the whole session: no worker process and no FIFO remains."""
     yield
     deadline = time.monotonic() + 5.0
+    lingering = processes_under(SESSION_TMP)
     while processes_under(SESSION_TMP) and time.monotonic() < deadline:
         time.sleep(0.1)
+    if lingering:
+        print(f"\nnothing_left_behind: waited for {lingering}", file=sys.__stderr__)
     leftovers = processes_under(SESSION_TMP)
     fifos = fifos_under(SESSION_TMP)
     try:
