@@ -69,9 +69,13 @@ def worker_options(keywords: Mapping[str, str]) -> list[str]:
 class PipeEngine(Calculator):
     """An ASE calculator served by a worker process over the pipe protocol.
 
-    ``keywords`` are engine keywords (``{"Backend": "ASE", "Model": "EMT"}``).
-    ``worker_command`` replaces our worker by any AMS-compatible command;
-    ``worker_args`` are extra ``mlpotential worker`` options (``--summary``).
+    ``keywords`` are engine keywords (``{"Backend": "ASE", "Model": "EMT"}``);
+    ``input_file`` is a file with an ``Engine MLPotential`` block (the
+    keywords override it). Relative paths in both are taken against
+    ``base_directory`` (default: the current directory), because the worker
+    runs in its private directory. ``worker_command`` replaces our worker by
+    any AMS-compatible command; ``worker_args`` are extra ``mlpotential
+    worker`` options (absolute paths, e.g. ``--summary``).
     Results: energy, free_energy (eV), forces (eV/Angstrom), stress
     (eV/Angstrom^3, 3D-periodic systems), energy_std (eV) and forces_std
     (eV/Angstrom) where the backend has them. Use as a context manager, or
@@ -88,6 +92,7 @@ class PipeEngine(Calculator):
         codec: str = "ubjson",
         worker_command: Sequence[str] | None = None,
         worker_args: Sequence[str] = (),
+        input_file: str | os.PathLike[str] | None = None,
         base_directory: str | os.PathLike[str] | None = None,
         env: Mapping[str, str] | None = None,
         **kwargs: Any,
@@ -95,7 +100,11 @@ class PipeEngine(Calculator):
         super().__init__(**kwargs)
         self.keywords = absolute_keywords(keywords or {}, base_directory)
         if worker_command is None:
-            worker_command = our_worker_command(*worker_options(self.keywords), *worker_args)
+            options = worker_options(self.keywords)
+            if input_file is not None:
+                base = Path(base_directory) if base_directory is not None else Path.cwd()
+                options = ["--input", str((base / Path(input_file).expanduser()).resolve()), *options]
+            worker_command = our_worker_command(*options, *worker_args)
         self.command = list(worker_command)
         self.codec = codec
         self.env = env

@@ -117,17 +117,18 @@ def test_relative_paths_become_absolute(tmp_path, monkeypatch):
     assert absolute_keywords({"ParameterDir": "d"}, base=tmp_path / "job")["ParameterDir"] == str(tmp_path / "job" / "d")
 
 
-def test_engine_input_file(tmp_path):
+def test_engine_input_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     job = tmp_path / "engine.in"
     job.write_text("Engine MLPotential\n  Backend ASE\n  Model LennardJones\nEndEngine\n")
     atoms = Atoms("Ar2", positions=[[0, 0, 0], [1.2, 0, 0]])
     reference = atoms.copy()
     reference.calc = LennardJones()
-    with PipeEngine(worker_args=["--input", str(job)]) as calc:
+    with PipeEngine(input_file="engine.in") as calc:  # relative to the host's directory
         atoms.calc = calc
         assert_close(atoms.get_potential_energy(), reference.get_potential_energy())
     job.write_text("Engine MLPotential\n  Backend ASE\n  Modle EMT\nEndEngine\n")
-    with PipeEngine(worker_args=["--input", str(job)]) as calc:
+    with PipeEngine(input_file=job) as calc:
         atoms.calc = calc
         with pytest.raises(EngineError) as info:
             atoms.get_potential_energy()
