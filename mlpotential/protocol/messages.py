@@ -146,8 +146,9 @@ def encode_call(call: Call) -> dict[str, Any]:
         _with_dims("vectors", np.asarray(call.vectors, dtype=np.float64).reshape(-1, 3), arguments)
         return {"SetLattice": arguments}
     if isinstance(call, Solve):
+        # Fields left out are false: only the ones asked for travel.
         request: dict[str, Any] = {"title": call.request.title}
-        request.update({flag: getattr(call.request, flag) for flag in REQUEST_FLAGS})
+        request.update({flag: True for flag in REQUEST_FLAGS if getattr(call.request, flag)})
         arguments = {"request": request, "keepResults": call.keep_results}
         if call.prev_title is not None:
             arguments["prevTitle"] = call.prev_title
