@@ -15,6 +15,8 @@ neighbour to the centre, which costs one small contraction per batch.
 
 from __future__ import annotations
 
+import contextlib
+
 import copy
 import dataclasses
 import importlib
@@ -340,7 +342,9 @@ def _predict(
     """Energies of the batch's structures relative to the reference energies
     (eV) and, if asked, forces (eV/Angstrom)."""
     features = batch.features.detach().requires_grad_(need_forces)
-    with torch.enable_grad() if need_forces else torch.no_grad():
+    # Without forces the caller's grad mode stands: training needs the graph
+    # for the parameters even when a batch holds only energy-only structures.
+    with torch.enable_grad() if need_forces else contextlib.nullcontext():
         atomic = model.network_energies(features, batch.species)
         energy = atomic.new_zeros(batch.n_atoms.shape[0]).index_add(0, batch.atom_structure, atomic)
         if not need_forces:

@@ -107,6 +107,9 @@ def _periodic_block(lines: Iterator[tuple[int, str]], name: str) -> tuple[np.nda
                 raise XSFError(f"{name}: PRIMCOORD announces {count} atoms but the file ends before")
             if cell is None:
                 raise XSFError(f"{name}:{number}: PRIMCOORD before PRIMVEC; the lattice vectors must come first")
+            extra = next(lines, None)
+            if extra is not None:
+                raise XSFError(f"{name}:{extra[0]}: PRIMCOORD announces {count} atoms but more lines follow")
             return cell, rows
         else:
             raise XSFError(f"{name}:{number}: unexpected line {line!r} in a periodic structure")

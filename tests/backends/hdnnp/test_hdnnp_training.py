@@ -105,6 +105,20 @@ def test_energy_only_xsf_data_train_alongside_forces(data_folder: Path, tmp_path
     assert result.predictions["train"]["energy_per_atom_reference"].shape == (35,)
 
 
+def test_a_batch_of_only_energy_only_structures_trains(tmp_path: Path) -> None:
+    """GPR-ANN data: most structures energy-only, so whole mini-batches have no forces."""
+    write(tmp_path / "emt.extxyz", emt_structures(12, seed=4))
+    config = quick_config(
+        tmp_path,
+        data=(DataSource("emt.extxyz", index=":2"), DataSource("emt.extxyz", energy_only=True, index="2:")),
+        test_fraction=0.0,
+        validation_fraction=0.0,
+        stages=(Stage(epochs=3, batch_size=1),),
+    )
+    result = train(config)
+    assert result.report["data"]["energy_only"] == 10
+
+
 def test_lbfgs_stage_lowers_the_loss(data_folder: Path) -> None:
     adam_only = train(quick_config(data_folder, stages=(Stage(epochs=5, batch_size=8),), early_stopping_patience=0))
     with_lbfgs = train(

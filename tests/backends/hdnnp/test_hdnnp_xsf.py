@@ -76,6 +76,7 @@ def test_other_energy_units_and_atomic_numbers() -> None:
         ("ATOMS\nH 0 0\n", "expected 'symbol x y z"),
         ("CRYSTAL\nPRIMCOORD\n1 1\nH 0 0 0\n", "PRIMCOORD before PRIMVEC"),
         ("CRYSTAL\nPRIMVEC\n1 0 0\n0 1 0\n0 0 1\nPRIMCOORD\n2 1\nH 0 0 0\n", "announces 2 atoms"),
+        ("CRYSTAL\nPRIMVEC\n1 0 0\n0 1 0\n0 0 1\nPRIMCOORD\n1 1\nH 0 0 0\nH 0 0 1\n", "announces 1 atoms but more"),
         ("ANIMSTEPS 2\n", "multi-frame"),
         ("MOLECULE\n", "expected ATOMS, CRYSTAL"),
         ("# total energy = 3 kcal\nATOMS\nH 0 0 0\n", "unknown energy unit"),
