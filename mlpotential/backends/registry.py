@@ -118,6 +118,7 @@ BACKENDS: dict[str, BackendSpec] = {
             parameter="ParameterFile",
             factory="mlpotential.backends.gpr:create_calculator",
             default_units=ModelUnits("eV", "angstrom"),
+            libraries=("safetensors",),
             install_name="gpr",
             description="Gaussian-process surrogates saved by mlpotential gpr",
         ),

@@ -3,12 +3,14 @@ into subsets of one composition each.
 
 A GPR over Cartesian coordinates (and the per-atom force layout of every
 descriptor) only compares structures whose atoms are the same elements in
-the same order, so a subset is keyed by the ordered element list and the
-periodicity. Units: Angstrom, eV, eV/Angstrom.
+the same order, so a subset is one composition and periodicity, and its
+structures must list their atoms in one order. Units: Angstrom, eV,
+eV/Angstrom.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from mlpotential.backends.gpr._xsf import XsfFormatError, read_xsf
+from mlpotential.backends.hdnnp.xsf import XSFError, read_xsf
 
 
 class DataError(ValueError):
@@ -43,10 +45,6 @@ class Structure:
     def key(self) -> tuple[tuple[str, ...], bool]:
         """What a GPR model is specific to: ordered elements and periodicity."""
         return (self.symbols, self.periodic)
-
-    def to_atoms(self) -> Atoms:
-        atoms = Atoms(self.symbols, positions=self.positions, cell=self.cell, pbc=self.periodic)
-        return atoms
 
     @classmethod
     def from_atoms(cls, atoms: Atoms, source: str = "") -> Structure:
@@ -97,19 +95,6 @@ class StructureSubset:
         """A short name: the formula and the atom count."""
         return f"{Atoms(self.symbols).get_chemical_formula()} ({self.num_atoms} atoms)"
 
-    def structures(self) -> list[Structure]:
-        return [
-            Structure(
-                symbols=self.symbols,
-                positions=self.positions[i],
-                cell=None if self.cells is None else self.cells[i],
-                energy=None if self.energies is None else float(self.energies[i]),
-                forces=None if self.forces is None else self.forces[i],
-                source=self.sources[i] if self.sources else "",
-            )
-            for i in range(len(self))
-        ]
-
     def select(self, keep: Sequence[int]) -> StructureSubset:
         keep = np.asarray(keep, dtype=np.int64)
         return StructureSubset(
@@ -125,11 +110,21 @@ class StructureSubset:
 
 
 def split_by_composition(structures: Sequence[Structure]) -> list[StructureSubset]:
-    """Group structures by ordered element list and periodicity, in order of
-    first appearance. Energies/forces are kept only when every structure of
-    the subset has them."""
+    """Group structures by composition and periodicity, in order of first
+    appearance. Within a group every structure must list its atoms in the
+    same order (the force layout and the Cartesian descriptor depend on it):
+    a structure that does not raises :class:`DataError` naming both files.
+    Energies/forces are kept only when every structure of the subset has them."""
     groups: dict[tuple[tuple[str, ...], bool], list[int]] = {}
+    first_of_composition: dict[tuple, int] = {}
     for index, structure in enumerate(structures):
+        composition = (tuple(sorted(Counter(structure.symbols).items())), structure.periodic)
+        first = first_of_composition.setdefault(composition, index)
+        if structures[first].symbols != structure.symbols:
+            raise DataError(
+                f"{structure.source}: same composition as {structures[first].source} but the atoms are listed in "
+                "another order; list them in one order (the GPR compares atom by atom)"
+            )
         groups.setdefault(structure.key, []).append(index)
     subsets = []
     for (symbols, periodic), members in groups.items():
@@ -156,27 +151,19 @@ def split_by_composition(structures: Sequence[Structure]) -> list[StructureSubse
 
 
 def read_structures(paths: Sequence[str | Path], file_format: str = "xsf") -> list[Structure]:
-    """Read structures from files: aenet XSF (one structure per file), or any
-    format ASE reads (every frame of every file). Raises :class:`DataError`
-    naming the file when one cannot be read."""
+    """Read structures from files: aenet XSF (one structure per file, the
+    shared reader of the HDNNP backend), or any format ASE reads (every frame
+    of every file). Raises :class:`DataError` naming the file when one cannot
+    be read."""
     structures: list[Structure] = []
     for path in paths:
         path = str(path)
         if file_format == "xsf":
             try:
-                xsf = read_xsf(path)
-            except XsfFormatError as exc:
+                atoms = read_xsf(path)
+            except XSFError as exc:
                 raise DataError(str(exc)) from exc
-            structures.append(
-                Structure(
-                    symbols=xsf.symbols,
-                    positions=xsf.positions,
-                    cell=xsf.cell,
-                    energy=xsf.energy,
-                    forces=xsf.forces,
-                    source=path,
-                )
-            )
+            structures.append(Structure.from_atoms(atoms, source=path))
             continue
         import ase.io
 

@@ -4,6 +4,8 @@
   kernel has closed forms for it (its Jacobian is the identity).
 * :class:`SoapDescriptor`: SOAP power spectra from DScribe, at the atoms or
   at fixed points in space, with DScribe's Jacobians.
+* :class:`SymmetryFunctionDescriptor`: the HDNNP backend's G2/G4 functions
+  at every atom, compared element by element.
 
 A descriptor turns a batch of structures of one composition into features
 (n, C, F) and Jacobians (n, C, D, F) (D = 3 * atoms, index 3 * atom + axis);
@@ -25,6 +27,12 @@ class Descriptor:
 
     kind: ClassVar[str] = ""
     cartesian: ClassVar[bool] = False
+    same_element_only: ClassVar[bool] = False
+
+    def center_species(self, symbols: tuple[str, ...]) -> torch.Tensor | None:
+        """Element index of each descriptor centre where the kernel compares
+        only centres of one element (``same_element_only``), else None."""
+        return None
 
     def features(
         self, symbols: tuple[str, ...], positions: np.ndarray, cells: np.ndarray | None
@@ -145,6 +153,76 @@ class SoapDescriptor(Descriptor):
         return {"kind": self.kind, "species": list(self.species), "periodic": self.periodic, **values}
 
 
+@dataclass(frozen=True)
+class SymmetryFunctionSettings:
+    """Atom-centred G2/G4 symmetry functions of the native HDNNP backend
+    (its default set for the elements): ``cutoff`` (Angstrom), ``n_radial``
+    G2 functions, the cutoff function's name."""
+
+    cutoff: float = 6.5
+    n_radial: int = 8
+    cutoff_function: str = "cosine"
+
+
+class SymmetryFunctionDescriptor(Descriptor):
+    """Behler-Parrinello G2/G4 functions at every atom (the HDNNP backend's
+    own implementation, Jacobians in closed form). ``same_element_only``:
+    the kernel compares atoms of one element with each other only, since
+    the features of different elements are not comparable."""
+
+    kind = "symmetry_functions"
+    same_element_only = True
+
+    def __init__(self, parameters) -> None:
+        from mlpotential.backends.hdnnp.symmetry_functions import SymmetryFunctionSet
+
+        self.parameters = parameters
+        self._functions = SymmetryFunctionSet(parameters)
+
+    @classmethod
+    def for_elements(cls, elements: tuple[str, ...], settings: SymmetryFunctionSettings) -> SymmetryFunctionDescriptor:
+        from mlpotential.backends.hdnnp.parameters import SymmetryFunctionParameters
+
+        return cls(
+            SymmetryFunctionParameters.default(
+                sorted(set(elements)), settings.cutoff, settings.n_radial, settings.cutoff_function
+            )
+        )
+
+    def feature_bytes_per_structure(self, num_atoms: int) -> int:
+        return 8 * num_atoms * (1 + 3 * num_atoms) * self.parameters.n_features
+
+    def center_species(self, symbols: tuple[str, ...]) -> torch.Tensor:
+        """Element index of each centre (the atoms)."""
+        return self._functions.species(symbols)
+
+    def features(self, symbols, positions, cells):
+        from mlpotential.backends.hdnnp.neighbors import pair_vectors
+
+        species = self._functions.species(symbols)
+        num_atoms = len(symbols)
+        all_features, all_jacobians = [], []
+        for index in range(positions.shape[0]):
+            r = torch.as_tensor(np.asarray(positions[index]), dtype=torch.float64)
+            periodic = cells is not None
+            cell = torch.as_tensor(np.asarray(cells[index]) if periodic else np.zeros((3, 3)), dtype=torch.float64)
+            pbc = (periodic,) * 3
+            neighbors = self._functions.neighbor_list(r, cell, pbc)
+            vectors = pair_vectors(r, cell, neighbors)
+            values, pair_jacobian = self._functions.with_pair_jacobian(vectors, neighbors, species)
+            # dG_i/dr_m = sum over pairs p of centre i: J_p (delta(m, neighbour_p) - delta(m, i))
+            per_pair = pair_jacobian.transpose(1, 2)  # (P, 3, F)
+            jacobian = torch.zeros((num_atoms, num_atoms, 3, values.shape[1]), dtype=torch.float64)
+            jacobian.index_put_((neighbors.center, neighbors.neighbor), per_pair, accumulate=True)
+            jacobian.index_put_((neighbors.center, neighbors.center), -per_pair, accumulate=True)
+            all_features.append(values)
+            all_jacobians.append(jacobian.reshape(num_atoms, 3 * num_atoms, -1))
+        return torch.stack(all_features), torch.stack(all_jacobians)
+
+    def settings(self) -> dict[str, Any]:
+        return {"kind": self.kind, "parameters": self.parameters.to_dict()}
+
+
 def descriptor_from_settings(settings: dict[str, Any]) -> Descriptor:
     """Rebuild a descriptor from ``Descriptor.settings()`` (a model file)."""
     kind = settings.get("kind")
@@ -163,4 +241,8 @@ def descriptor_from_settings(settings: dict[str, Any]) -> Descriptor:
             n_jobs=int(settings["n_jobs"]),
         )
         return SoapDescriptor(soap, tuple(settings["species"]), bool(settings["periodic"]))
-    raise ValueError(f"unknown descriptor kind {kind!r} (known: cartesian, soap)")
+    if kind == SymmetryFunctionDescriptor.kind:
+        from mlpotential.backends.hdnnp.parameters import SymmetryFunctionParameters
+
+        return SymmetryFunctionDescriptor(SymmetryFunctionParameters.from_dict(settings["parameters"]))
+    raise ValueError(f"unknown descriptor kind {kind!r} (known: cartesian, soap, symmetry_functions)")

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from mlpotential.backends.gpr.closed_form import CartesianPredictor
 from mlpotential.backends.gpr.descriptors import Descriptor
 from mlpotential.backends.gpr.kernel import (
-    BLOCK_MEMORY_BYTES,
     KernelBlocks,
     assemble,
     block_size,
@@ -41,12 +41,15 @@ class IllConditionedError(ValueError):
 class Hyperparameters:
     """Kernel ``scale`` (descriptor length units; Angstrom for Cartesian),
     ``weight`` (eV, the prior standard deviation of an energy), ``noise``
-    (force noise, eV/Angstrom; the energy noise is ``noise * noise_factor`` eV)."""
+    (force noise, eV/Angstrom; the energy noise is ``noise * noise_factor`` eV),
+    ``noise_placement`` ``aenet`` or ``per_observation`` (see
+    :meth:`GaussianProcess._noise_diagonal`)."""
 
     scale: float = 0.4
     weight: float = 1.0
     noise: float = 1e-6
     noise_factor: float = 0.5
+    noise_placement: str = "aenet"
 
 
 @dataclass
@@ -87,13 +90,20 @@ class GaussianProcess:
         self.prior_constant = 0.0 if prior_constant is None else prior_constant
         self.train_positions: np.ndarray | None = None
         self.train_cells: np.ndarray | None = None
+        self.train_energies: np.ndarray | None = None
+        self.train_forces: np.ndarray | None = None
         self.jitter_added = 0.0
         self._features: tuple[torch.Tensor, torch.Tensor] | None = None
         self._targets: torch.Tensor | None = None
         self._factor: torch.Tensor | None = None
-        self._inverse_factor: torch.Tensor | None = None
         self._alpha: torch.Tensor | None = None
-        self._projected: torch.Tensor | None = None
+        self._closed_form: CartesianPredictor | None = None
+        self._variance_ready: bool | None = None
+        species = descriptor.center_species(self.symbols)
+        self._center_mask = None
+        if species is not None:
+            species = species.to(self.device)
+            self._center_mask = (species[:, None] == species[None, :]).to(torch.float64)
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -130,7 +140,7 @@ class GaussianProcess:
         scale, weight = self.hyper.scale, self.hyper.weight
         if self.descriptor.cartesian:
             return cartesian_blocks(first[0], second[0], scale, weight)
-        return descriptor_blocks(first[0], first[1], second[0], second[1], scale, weight)
+        return descriptor_blocks(first[0], first[1], second[0], second[1], scale, weight, self._center_mask)
 
     @staticmethod
     def _take(features: tuple[torch.Tensor, torch.Tensor], rows: slice) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,9 +154,11 @@ class GaussianProcess:
         and forces (n, N, 3) eV/Angstrom, and compute their descriptors."""
         self.train_positions = np.asarray(positions, dtype=np.float64)
         self.train_cells = None if cells is None else np.asarray(cells, dtype=np.float64)
-        energies = torch.as_tensor(np.asarray(energies, dtype=np.float64), device=self.device)
-        forces = torch.as_tensor(np.asarray(forces, dtype=np.float64), device=self.device)
-        self._targets = torch.cat((energies.reshape(-1), forces.reshape(-1)))
+        self.train_energies = np.asarray(energies, dtype=np.float64)
+        self.train_forces = np.asarray(forces, dtype=np.float64)
+        energies_t = torch.as_tensor(self.train_energies, device=self.device)
+        forces_t = torch.as_tensor(self.train_forces, device=self.device)
+        self._targets = torch.cat((energies_t.reshape(-1), forces_t.reshape(-1)))
         self._features = self._structure_features(self.train_positions, self.train_cells)
 
     def covariance(self) -> torch.Tensor:
@@ -176,32 +188,13 @@ class GaussianProcess:
         return torch.cat((energies, forces))
 
     def fit(self) -> None:
-        """Factorise the covariance (adding aenet-gpr's jitter when it is not
-        numerically positive definite), fit the constant prior, solve for the
+        """Factorise the covariance, fit the constant prior, solve for the
         weights."""
         n = self.num_train
-        matrix = self.covariance()
-        energy_noise = (self.hyper.noise * self.hyper.noise_factor) ** 2
-        matrix.diagonal()[:n] += energy_noise
-        matrix.diagonal()[n:] += self.hyper.noise**2
-        factor, info = torch.linalg.cholesky_ex(matrix)
-        self.jitter_added = 0.0
-        if int(info) != 0:
-            # aenet-gpr's remedy: a jitter of about 4 machine epsilons of the trace
-            eps = torch.finfo(torch.float64).eps
-            jitter = matrix.diagonal().sum() / (1 / (4.0 * eps) - 1)
-            matrix.diagonal().add_(jitter)
-            self.jitter_added = float(jitter)
-            factor, info = torch.linalg.cholesky_ex(matrix)
-            if int(info) != 0:
-                raise IllConditionedError(
-                    f"the covariance of the {n} training structures ({self.describe()}) is not positive definite "
-                    "even with jitter: near-duplicate structures? (try 'Filter True' or a larger noise)"
-                )
-        del matrix
+        factor = self._factorize()
         self._factor = factor
-        self._inverse_factor = None
-        self._projected = None
+        self._closed_form = None
+        self._variance_ready = None
         unit = torch.zeros_like(self._targets)
         unit[:n] = 1.0
         if self.fixed_prior is None:
@@ -211,12 +204,56 @@ class GaussianProcess:
         residual = self._targets - self.prior_constant * unit
         self._alpha = torch.cholesky_solve(residual[:, None], factor)[:, 0]
 
+    def _factorize(self) -> torch.Tensor:
+        """The lower Cholesky factor of the noisy covariance, computed in
+        place; when it is not numerically positive definite, with aenet-gpr's
+        remedy, a jitter of about 4 machine epsilons of the trace."""
+        matrix = self._noisy_covariance()
+        trace = torch.sum(torch.diag(matrix))
+        info = torch.zeros((), dtype=torch.int32, device=self.device)
+        torch.linalg.cholesky_ex(matrix, out=(matrix, info))
+        self.jitter_added = 0.0
+        if int(info) != 0:
+            eps = torch.finfo(torch.float64).eps
+            jitter = trace * (1 / (1 / (4.0 * eps) - 1))
+            matrix = self._noisy_covariance()  # the failed factorisation overwrote it
+            matrix.diagonal().add_(jitter)
+            self.jitter_added = float(jitter)
+            torch.linalg.cholesky_ex(matrix, out=(matrix, info))
+            if int(info) != 0:
+                raise IllConditionedError(
+                    f"the covariance of the {self.num_train} training structures ({self.describe()}) is not "
+                    "positive definite even with jitter: near-duplicate structures? (try 'Filter True' or a larger noise)"
+                )
+        return matrix
+
+    def _noisy_covariance(self) -> torch.Tensor:
+        matrix = self.covariance()
+        matrix.diagonal().add_(self._noise_diagonal())
+        return matrix
+
+    def _noise_diagonal(self) -> torch.Tensor:
+        """Noise variances for the diagonal. ``per_observation``: energy
+        noise on the energies, force noise on the forces. ``aenet``: aenet-gpr
+        3.7.9 adds the per-structure vector [energy, D x force] repeated n
+        times along the diagonal of its energies-first matrix, so the energy
+        noise lands on every (1 + D)-th entry; with noise 1e-6 the
+        covariance is so ill-conditioned that this choice shows in the
+        predictions, so it is kept for agreement."""
+        n, dim = self.num_train, self.dim
+        energy_sd = torch.tensor(self.hyper.noise, dtype=torch.float64, device=self.device) * self.hyper.noise_factor
+        force_sd = torch.tensor(self.hyper.noise, dtype=torch.float64, device=self.device)
+        if self.hyper.noise_placement == "aenet":
+            per_structure = torch.cat((energy_sd.reshape(1), force_sd.expand(dim)))
+            return (per_structure.expand(n, 1 + dim).reshape(-1)) ** 2
+        return torch.cat((energy_sd.expand(n), force_sd.expand(n * dim))) ** 2
+
     def log_marginal_likelihood(self) -> float:
         """log p(y | hyperparameters) of the fitted model."""
         n = self.num_train
         residual = self._targets.clone()
         residual[:n] -= self.prior_constant
-        log_det_half = torch.log(self._factor.diagonal()).sum()
+        log_det_half = torch.log(self._cholesky().diagonal()).sum()
         size = residual.shape[0]
         return float(-0.5 * residual @ self._alpha - log_det_half - 0.5 * size * math.log(2 * math.pi))
 
@@ -237,112 +274,106 @@ class GaussianProcess:
         cells: np.ndarray | None = None,
         variance: bool = True,
         progress: Callable[[int], None] | None = None,
+        force_variance: bool = True,
     ) -> Prediction:
         """Energies, forces and (``variance``) their standard deviations for
-        structures (n, N, 3) Angstrom of this model's composition.
-        ``progress(k)`` is called after each batch of k structures."""
+        structures (n, N, 3) Angstrom of this model's composition; with
+        ``force_variance`` False only the energy's (forces_std is None).
+        ``progress(k)`` is called after each batch of k structures.
+
+        Batches follow aenet-gpr's partition (``batch_size``). With the
+        closed-form predictor, consecutive batches are evaluated together; a
+        batch holding a structure whose closed-form result is dominated by
+        rounding (see :class:`CartesianPredictor`) is recomputed with the
+        direct formulas."""
         positions = np.asarray(positions, dtype=np.float64)
         if positions.ndim == 2:
             positions = positions[None]
         count = positions.shape[0]
+        force_variance = variance and force_variance
         energies = np.empty(count)
         forces = np.empty((count, self.num_atoms, 3))
         energy_std = np.empty(count) if variance else None
-        forces_std = np.empty((count, self.num_atoms, 3)) if variance else None
-        for rows in _batches(count, self._prediction_batch(variance)):
-            batch_cells = None if cells is None else np.asarray(cells)[rows]
-            features = self._structure_features(positions[rows], batch_cells)
-            if self.descriptor.cartesian:
-                result = self._predict_cartesian(features[0], variance)
-            else:
-                result = self._predict_general(features, variance)
+        forces_std = np.empty((count, self.num_atoms, 3)) if force_variance else None
+
+        def store(rows: slice, result) -> None:
             energies[rows] = result[0].cpu().numpy()
             forces[rows] = result[1].cpu().numpy().reshape(-1, self.num_atoms, 3)
             if variance:
                 energy_std[rows] = result[2].cpu().numpy()
+            if force_variance:
                 forces_std[rows] = result[3].cpu().numpy().reshape(-1, self.num_atoms, 3)
+
+        def direct(rows: slice) -> None:
+            batch_cells = None if cells is None else np.asarray(cells)[rows]
+            features = self._structure_features(positions[rows], batch_cells)
+            store(rows, self._predict_direct(features, variance, force_variance))
+
+        batches = even_batches(count, block_size(self.batch_size, self._pair_bytes()))
+        closed_form = self.closed_form_predictor(variance) if self.descriptor.cartesian else None
+        if closed_form is None:
+            for rows in batches:
+                direct(rows)
+                if progress is not None:
+                    progress(rows.stop - rows.start)
+            return Prediction(energies, forces, energy_std, forces_std)
+
+        for group in _grouped(batches, closed_form.batch_size(variance, force_variance, self.batch_size)):
+            rows = slice(group[0].start, group[-1].stop)
+            x = self.descriptor.coordinates(positions[rows]).to(self.device)
+            result = closed_form.predict(x, variance, force_variance)
+            store(rows, result)
+            sensitive = result[4].cpu().numpy()
+            for batch in group:
+                if sensitive[batch.start - rows.start : batch.stop - rows.start].any():
+                    direct(batch)
             if progress is not None:
                 progress(rows.stop - rows.start)
         return Prediction(energies, forces, energy_std, forces_std)
 
-    def _prediction_batch(self, variance: bool) -> int:
+    def prepare(self, variance: bool = True) -> None:
+        """Do now the one-time work of predictions (for the Cartesian
+        descriptor with ``variance``: the inverse Cholesky factor), so that it
+        counts as part of building the model rather than of its first use."""
         if self.descriptor.cartesian:
-            # the largest temporaries are (batch, n + D, M) for the variance and (batch, n, D) for the mean
-            per_structure = 8 * ((self.num_train + self.dim) * self.num_observations if variance else self.num_train * self.dim)
-            return max(1, min(max(self.batch_size, 64), BLOCK_MEMORY_BYTES // max(per_structure, 1)))
-        return block_size(self.batch_size, self._pair_bytes())
+            self.closed_form_predictor(variance)
 
-    def _predict_cartesian(self, x: torch.Tensor, variance: bool):
-        """Closed forms for Cartesian coordinates ``x`` (B, D): the kernel
-        rows of a structure against training structure y only depend on
-        d = x - X_y, so the mean costs O(n D) per structure and the variance
-        O(M n D) with W = L^-T, the transposed inverse Cholesky factor
-        (M = n (1 + D) observations)."""
+    def closed_form_predictor(self, variance: bool = True) -> CartesianPredictor | None:
+        """The fast Cartesian predictor (built once after a fit), or None when
+        ``variance`` is asked for and its explicit inverse of the Cholesky
+        factor is not accurate enough (then the direct formulas serve)."""
+        if self._closed_form is None:
+            self._closed_form = CartesianPredictor(
+                self._alpha, self._features[0], self.hyper.scale, self.hyper.weight, self.prior_constant
+            )
+            self._variance_ready = None
+        if variance and self._variance_ready is None:
+            # W is built in the factor's storage: the factor is recomputed
+            # (the same arithmetic, the same result) if the direct formulas need it
+            factor, self._factor = self._cholesky(), None
+            self._variance_ready = self._closed_form.prepare_variance(factor, self._probe_columns())
+        if variance and not self._variance_ready:
+            return None
+        return self._closed_form
+
+    def _probe_columns(self) -> torch.Tensor:
+        """Kernel columns (M, 8) of training observations: the energy and
+        three force components of the first and the last training structure
+        (to measure how accurately the explicit inverse applies)."""
         n, dim = self.num_train, self.dim
-        l2 = self.hyper.scale**2
-        train_x = self._features[0]
-        d = x[:, None, :] - train_x[None, :, :]  # (B, n, D)
-        k = self.hyper.weight**2 * torch.exp(-(d * d).sum(-1) / (2 * l2))  # (B, n)
-        alpha_e = self._alpha[:n]
-        alpha_f = self._alpha[n:].reshape(n, dim)
-        d_dot_af = torch.einsum("bnd,nd->bn", d, alpha_f)
-        energy = self.prior_constant + k @ alpha_e - (k * d_dot_af).sum(1) / l2
-        force = torch.einsum("bn,bnd->bd", k * (alpha_e[None, :] - d_dot_af / l2) / l2, d)
-        force += (k / l2) @ alpha_f
-        if not variance:
-            return energy, force
-        # v = L^-1 c for each kernel column c of a predicted quantity; with
-        # W_E, W_F the energy and force rows of W and g_y = W_F[y]^T d_y:
-        #   v_E   = W_E^T k - sum_y k_y/l2 g_y
-        #   v_F,i = sum_y k_y/l2 (d_yi W_E[y] + W_F[y, i] - d_yi/l2 g_y)
-        w_e, w_f = self._inverse_rows()
-        g = torch.einsum("bd,ydm->bym", x, w_f) - self._projected_train()[None]  # (B, n, M)
-        k_l2 = k / l2
-        v_e = k @ w_e - torch.einsum("by,bym->bm", k_l2, g)
-        v_f = torch.matmul((k_l2[..., None] * d).transpose(1, 2), w_e)  # (B, D, M)
-        v_f += (k_l2 @ w_f.reshape(n, -1)).reshape(v_f.shape)
-        v_f -= torch.matmul((k_l2[..., None] * d / l2).transpose(1, 2), g)
-        w2 = self.hyper.weight**2
-        var_e = w2 - (v_e * v_e).sum(-1)
-        var_f = w2 / l2 - (v_f * v_f).sum(-1)
-        return energy, force, var_e.clamp_min(0).sqrt(), var_f.clamp_min(0).sqrt()
+        ends = slice(0, n, max(n - 1, 1))
+        chosen = self._take(self._features, ends)
+        rows = torch.cat(
+            [assemble(self._blocks(self._take(chosen, slice(i, i + 1)), self._features)) for i in range(chosen[0].shape[0])]
+        )
+        picks = [0, 1, 2, 3]
+        picks += [1 + dim + p for p in picks] if rows.shape[0] > 1 + dim else []
+        return rows[picks].T.contiguous()
 
-    def _inverse_rows(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """W = L^-T split into energy rows (n, M) and force rows (n, D, M)."""
-        w = self.inverse_factor()
-        n = self.num_train
-        return w[:n], w[n:].view(n, self.dim, -1)
-
-    def _projected_train(self) -> torch.Tensor:
-        """(n, M): W_F[y]^T X_y for each training structure y."""
-        if self._projected is None:
-            _, w_f = self._inverse_rows()
-            self._projected = torch.einsum("yd,ydm->ym", self._features[0], w_f)
-        return self._projected
-
-    def inverse_factor(self) -> torch.Tensor:
-        """W = L^-T (upper triangular), computed once, column block by column
-        block of L^-1 (whose leading rows are zero); the Cholesky factor is
-        then released, since predictions need only W and the weights."""
-        if self._inverse_factor is None:
-            factor = self._cholesky()
-            size = factor.shape[0]
-            inverse = torch.zeros((size, size), dtype=torch.float64, device=self.device)
-            step = max(1, BLOCK_MEMORY_BYTES // (8 * size))
-            for start in range(0, size, step):
-                stop = min(start + step, size)
-                rhs = torch.zeros((size - start, stop - start), dtype=torch.float64, device=self.device)
-                rhs[: stop - start].fill_diagonal_(1.0)
-                block = torch.linalg.solve_triangular(factor[start:, start:], rhs, upper=False)
-                inverse[start:stop, start:] = block.T
-            self._inverse_factor = inverse
-            self._projected = None
-            self._factor = None
-        return self._inverse_factor
-
-    def _predict_general(self, features, variance: bool):
-        """Any descriptor: kernel rows against the training set in blocks,
-        variance by a triangular solve."""
+    def _predict_direct(self, features, variance: bool, force_variance: bool = True):
+        """Any descriptor, in aenet-gpr's arithmetic: the kernel rows of the
+        batch against all training observations, mean = rows @ weights,
+        variance = k(x, x) - rows K^-1 rows'."""
         n, dim = self.num_train, self.dim
         count = features[0].shape[0]
         cross = torch.empty((count * (1 + dim), self.num_observations), dtype=torch.float64, device=self.device)
@@ -350,23 +381,63 @@ class GaussianProcess:
         for cols in _batches(n, step):
             block = assemble(self._blocks(features, self._take(self._features, cols)))
             cross[:, self._index(cols, n, dim)] = block
-        mean = cross @ self._alpha
+        mean = torch.matmul(cross, self._alpha)
         energy = mean[:count] + self.prior_constant
         force = mean[count:].reshape(count, dim)
         if not variance:
             return energy, force
-        solved = torch.linalg.solve_triangular(self._cholesky(), cross.T, upper=False)
-        explained = (solved * solved).sum(0)
-        prior_var = torch.empty(count * (1 + dim), dtype=torch.float64, device=self.device)
+        if not force_variance:
+            cross = cross[:count]
+        explained = torch.matmul(cross, torch.cholesky_solve(cross.T.clone(), self._cholesky())).diagonal()
+        prior_var = torch.empty(cross.shape[0], dtype=torch.float64, device=self.device)
         for i in range(count):
             single = self._take(features, slice(i, i + 1))
             blocks = self._blocks(single, single)
             prior_var[i] = blocks.ee[0, 0]
-            prior_var[count + i * dim : count + (i + 1) * dim] = blocks.ff[0, 0].diagonal()
+            if force_variance:
+                prior_var[count + i * dim : count + (i + 1) * dim] = blocks.ff[0, 0].diagonal()
         std = (prior_var - explained).clamp_min(0).sqrt()
-        return energy, force, std[:count], std[count:].reshape(count, dim)
+        return energy, force, std[:count], std[count:].reshape(count, dim) if force_variance else None
 
     def _cholesky(self) -> torch.Tensor:
+        """The Cholesky factor, recomputed if the closed-form predictor
+        took its storage."""
+        if self._alpha is None:
+            raise RuntimeError("the model is not fitted")
         if self._factor is None:
-            raise RuntimeError("the Cholesky factor was released; refit the model")
+            self._factor = self._factorize()
         return self._factor
+
+
+def _grouped(batches: list[slice], size: int) -> Iterator[list[slice]]:
+    """Consecutive batches joined into groups of at most ``size`` structures
+    (a batch larger than ``size`` forms a group of its own)."""
+    group: list[slice] = []
+    for batch in batches:
+        if group and batch.stop - group[0].start > size:
+            yield group
+            group = []
+        group.append(batch)
+    if group:
+        yield group
+
+
+def even_batches(count: int, size: int) -> list[slice]:
+    """Split ``count`` items into nearly equal batches of about ``size``: a
+    remainder of at least half a batch becomes a batch of its own, a smaller
+    one is spread over the others (the batching of aenet-gpr, kept so that
+    the same batches give the same rounding)."""
+    if count == 0:
+        return []
+    full, remainder = divmod(count, size)
+    number = full
+    if remainder and (remainder >= size // 2 or full == 0):
+        number += 1
+    number = max(number, 1)
+    base, extra = divmod(count, number)
+    slices, start = [], 0
+    for index in range(number):
+        stop = start + base + (1 if index < extra else 0)
+        slices.append(slice(start, stop))
+        start = stop
+    return slices

@@ -47,13 +47,20 @@ class KernelBlocks:
 
 def cartesian_blocks(x1: torch.Tensor, x2: torch.Tensor, scale: float, weight: float) -> KernelBlocks:
     """Kernel blocks for flattened Cartesian coordinates ``x1`` (a, D) and
-    ``x2`` (b, D) in Angstrom."""
+    ``x2`` (b, D) in Angstrom.
+
+    The arithmetic follows aenet-gpr's operation by operation (norm, then
+    square; scale powers as tensors): the training covariance is so
+    ill-conditioned at its default noise (1e-6) that last-bit differences in
+    it show in the predictions at the 1e-6 level.
+    """
+    s = torch.tensor(scale, dtype=x1.dtype, device=x1.device)
     d = x1[:, None, :] - x2[None, :, :]
-    k = weight**2 * torch.exp(-(d * d).sum(-1) / (2 * scale**2))
-    k_l2 = k / scale**2
+    k = weight**2 * torch.exp(-torch.linalg.norm(d, dim=-1) ** 2 / (2 * s**2))
+    k_l2 = k / s**2
     fe = k_l2[..., None] * d
     eye = torch.eye(x1.shape[1], dtype=x1.dtype, device=x1.device)
-    ff = k_l2[..., None, None] * (eye - d[..., :, None] * d[..., None, :] / scale**2)
+    ff = (k / s**4)[..., None, None] * (d[..., :, None] * -d[..., None, :]) + k_l2[..., None, None] * eye
     return KernelBlocks(ee=k, fe=fe, ef=-fe, ff=ff)
 
 
@@ -64,10 +71,13 @@ def descriptor_blocks(
     jac2: torch.Tensor,
     scale: float,
     weight: float,
+    center_mask: torch.Tensor | None = None,
 ) -> KernelBlocks:
     """Kernel blocks for descriptors ``fp`` (n, C, F) with Jacobians ``jac``
     (n, C, D, F) (derivative of each feature of each centre with respect to
-    each atomic coordinate, coordinate index = 3 * atom + axis)."""
+    each atomic coordinate, coordinate index = 3 * atom + axis).
+    ``center_mask`` (C1, C2) of 0/1 keeps only some centre pairs in the sum
+    (atoms of one element)."""
     l2 = scale**2
     sq = (
         (fp1 * fp1).sum(-1)[:, None, :, None]
@@ -75,6 +85,8 @@ def descriptor_blocks(
         - 2 * torch.einsum("xcf,ynf->xycn", fp1, fp2)
     ).clamp_min(0.0)
     k = weight**2 * torch.exp(-sq / (2 * l2))  # (a, b, C1, C2)
+    if center_mask is not None:
+        k = k * center_mask
 
     # p1[x,y,c,n,i] = (f1_c - f2_n) . J1_c,i ;  p2[x,y,c,n,j] = (f1_c - f2_n) . J2_n,j
     p1 = torch.einsum("xcf,xcif->xci", fp1, jac1)[:, None, :, None, :] - torch.einsum("ynf,xcif->xycni", fp2, jac1)

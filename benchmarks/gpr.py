@@ -1,0 +1,283 @@
+"""GPR surrogate: ``mlpotential gpr`` against aenet-gpr 3.7.9 on the same
+data, same machine, one run.
+
+For each example (2_EC-EC: two ethylene carbonates, 20 atoms; 3_Li-EC: a Li
+slab with EC, 46 atoms, periodic) both programs run the example's own
+train.in (the tutorial training and test sets, Cartesian descriptor) with
+hyperparameter fitting off (so both do the same arithmetic) and
+augmentation on (``Num_copy`` displaced copies of each training
+structure). Each run is a fresh process with the same thread count; the
+table gives the train, test and augmentation times (seconds, median of the
+repetitions; each step includes reading and writing its files), the
+ratio aenet-gpr / ours, and the peak resident memory of each process (GB).
+The test predictions of the two are compared as a sanity check. Prints a
+table and writes benchmarks/results/gpr.json.
+
+    .venv/bin/python benchmarks/gpr.py [--examples 2_EC-EC 3_Li-EC] [--num-copy 5] [--repeats 3] [--threads 1]
+
+With ``--gpr-ann``: the GPR-ANN comparison on 3_Li-EC instead. The native
+HDNNP (``mlpotential train``'s Python API) is trained twice with the same
+settings and seed: on the DFT training set alone (the 30 tutorial
+structures, energies and forces), and on it plus ``--num-copy`` GPR-labelled
+displaced copies of each structure as energy-only data (``mlpotential gpr``,
+Cartesian descriptor, aenet-gpr's defaults). Both are tested on the 300
+structures of the full DFT test set; writes benchmarks/results/gpr_ann.json.
+
+    .venv/bin/python benchmarks/gpr.py --gpr-ann [--num-copy 10] [--epochs 1000] [--batch-size 64] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MLPOTENTIAL_SHARED", REPO.parent / "shared")).resolve()
+RESULTS = REPO / "benchmarks" / "results" / "gpr.json"
+GPR_ANN_RESULTS = REPO / "benchmarks" / "results" / "gpr_ann.json"
+STEPS = ("train", "test", "augmentation")
+TARGET_SPEEDUP = 5.0
+"""aenet-gpr time / ours for test and augmentation that the issue asks for."""
+
+# aenet-gpr's printed step timers, grouped into our steps
+AENET_TIMERS = {
+    "train": ("reading data", "training"),
+    "test": ("test evaluation",),
+    "augmentation": ("additional generation", "additional evaluation", "writing xsf files"),
+}
+
+
+def extract(archive: Path, target: Path) -> Path:
+    with zipfile.ZipFile(archive) as handle:
+        members = [m for m in handle.namelist() if not m.startswith("__MACOSX/") and not Path(m).name.startswith("._")]
+        handle.extractall(target, members)
+    return target / archive.stem
+
+
+def train_in(example: Path, data: Path, num_copy: int) -> str:
+    """The example's train.in with absolute data paths, fitting off and
+    augmentation on."""
+    lines = []
+    for line in (example / "train.in").read_text().splitlines():
+        words = line.split()
+        if words and words[0].lower() in ("train_file", "test_file"):
+            pattern = Path(words[1])
+            line = f"{words[0]} {data / pattern.parent.name / pattern.name}"
+        lines.append(line)
+    lines += ["fit_scale False", "fit_weight False", "Additional_write True", f"Num_copy {num_copy}", "Disp_length 0.05"]
+    return "\n".join(lines) + "\n"
+
+
+def run_process(command: list[str], workdir: Path, threads: int) -> tuple[str, float, float]:
+    """(stdout, wall seconds, peak resident memory in GB) of a fresh process."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    stdout_path, stderr_path = workdir / "stdout.txt", workdir / "stderr.txt"
+    with stdout_path.open("w") as stdout, stderr_path.open("w") as stderr:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, cwd=workdir, env=env, stdout=stdout, stderr=stderr)
+        # wait4 reaps this child and gives its own resource usage (ru_maxrss in KiB)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    output = stdout_path.read_text()
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed in {workdir}:\n{output[-3000:]}\n{stderr_path.read_text()[-3000:]}")
+    return output, wall, usage.ru_maxrss / 1024**2
+
+
+def run_aenet(workdir: Path, text: str, threads: int) -> dict:
+    workdir.mkdir(parents=True)
+    (workdir / "train.in").write_text(text)
+    stdout, wall, peak = run_process([sys.executable, "-m", "aenet_gpr", "train.in"], workdir, threads)
+    timers = {name: float(value) for name, value in re.findall(r"Time needed for ([a-z ]+):\s+(\S+) s", stdout)}
+    steps = {step: sum(timers[t] for t in names) for step, names in AENET_TIMERS.items()}
+    return {"steps": steps, "wall": wall, "peak_gb": peak, "dir": workdir}
+
+
+def run_ours(workdir: Path, text: str, threads: int) -> dict:
+    workdir.mkdir(parents=True)
+    (workdir / "train.in").write_text(text)
+    command = [sys.executable, "-m", "mlpotential", "gpr", "train.in", "--threads", str(threads), "--no-progress"]
+    _, wall, peak = run_process(command, workdir, threads)
+    report = json.loads((workdir / "gpr_report.json").read_text())
+    steps = {step: report["steps"][step]["seconds"] for step in STEPS}
+    return {"steps": steps, "wall": wall, "peak_gb": peak, "dir": workdir}
+
+
+def agreement(ours: Path, aenet: Path) -> dict[str, float]:
+    """Largest relative deviations of our test outputs from aenet-gpr's."""
+    result = {}
+    for name in ("energy_test_gpr", "force_test_gpr", "unc_e_test_gpr", "unc_f_test_gpr"):
+        a, b = np.load(ours / f"{name}.npy"), np.load(aenet / f"{name}.npy")
+        result[name] = float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+    return result
+
+
+def hdnnp_errors(data: list[dict], test: Path, store: Path, workdir: Path, args) -> dict:
+    """Train the HDNNP on ``data`` sources, test on ``test``; its test errors
+    (energy per atom in eV, forces in eV/Angstrom) and times."""
+    from mlpotential.backends.hdnnp.config import config_from_dict
+    from mlpotential.backends.hdnnp.training import train
+
+    workdir.mkdir(parents=True)
+    raw = {
+        "data": data,
+        "test_data": [{"path": str(test / "file_*.xsf")}],
+        "seed": args.seed,
+        "split": {"validation_fraction": 0.1},
+        "network": {"hidden": [10, 10], "activation": "tanh"},
+        "training": {
+            "stages": [{"optimizer": "adam", "epochs": args.epochs, "learning_rate": 0.005, "batch_size": args.batch_size}],
+            "threads": args.threads, "progress": False, "dtype": "float64",
+        },
+        "output": {"model": str(workdir / "model.pt"), "parity_plot": str(workdir / "parity.png"),
+                   "report": str(workdir / "report.json"), "descriptor_store": str(store)},
+    }  # fmt: skip
+    result = train(config_from_dict(raw, base_dir=workdir))
+    return {"errors": result.errors, "seconds": result.report["seconds"], "epochs": result.report["epochs"],
+            "data": result.report["data"]}  # fmt: skip
+
+
+def gpr_ann(args) -> int:
+    """HDNNP on the DFT set alone versus DFT set plus GPR-augmented data (3_Li-EC)."""
+    example = SHARED / "aenet-gpr-examples" / "3_Li-EC"
+    with tempfile.TemporaryDirectory(prefix="gpr-ann-") as scratch:
+        scratch = Path(scratch)
+        train = extract(example / "train_set_tutorial.zip", scratch)
+        test = extract(example / "test_set.zip", scratch)
+        gpr_dir = scratch / "gpr"
+        gpr_dir.mkdir()
+        (gpr_dir / "train.in").write_text(
+            f"Train_file {train}/file_*.xsf\nDescriptor cart\nAdditional_write True\nNum_copy {args.num_copy}\n"
+            f"Disp_length 0.05\nrandom_seed {args.seed}\nTest_file {test}/file_*.xsf\n"
+        )
+        stdout, gpr_seconds, _ = run_process(
+            [sys.executable, "-m", "mlpotential", "gpr", "train.in", "--threads", str(args.threads), "--no-progress"],
+            gpr_dir, args.threads,
+        )  # fmt: skip
+        gpr_report = json.loads((gpr_dir / "gpr_report.json").read_text())
+        print(stdout[stdout.index("Summary"):], flush=True)
+        store = scratch / "descriptors.sqlite"
+        dft = [{"path": str(train / "file_*.xsf")}]
+        augmented = {"path": str(gpr_dir / "additional_xsf" / "file_*.xsf"), "energy_only": True}
+        runs = {}
+        for name, data in (("DFT only", dft), ("DFT + GPR-augmented", [*dft, augmented])):
+            runs[name] = hdnnp_errors(data, test, store, scratch / name.replace(" ", "_"), args)
+            errors = runs[name]["errors"]["test"]
+            print(f"{name}: test energy MAE {errors['energy_mae'] * 1000:.2f} meV/atom, "
+                  f"force MAE {errors['force_mae']:.4f} eV/Angstrom", flush=True)  # fmt: skip
+
+    atoms = 46
+    print()
+    print(f"GPR-ANN on 3_Li-EC: HDNNP (10-10 tanh, Adam {args.epochs} epochs of batches of {args.batch_size}, "
+          f"seed {args.seed}), "
+          f"tested on {runs['DFT only']['errors']['test']['structures']} DFT structures")  # fmt: skip
+    header = f"{'training data':<22} {'structures':>10} {'E MAE (meV/atom)':>17} {'E MAE (eV)':>11} {'F MAE (eV/A)':>13}"
+    print(header)
+    print("-" * len(header))
+    for name, run in runs.items():
+        errors = run["errors"]["test"]
+        print(f"{name:<22} {run['data']['split']['train']:>10} {errors['energy_mae'] * 1000:17.2f} "
+              f"{errors['energy_mae'] * atoms:11.4f} {errors['force_mae']:13.4f}")  # fmt: skip
+    GPR_ANN_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    GPR_ANN_RESULTS.write_text(json.dumps({
+        "benchmark": "gpr_ann", "example": "3_Li-EC", "num_copy": args.num_copy, "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "seed": args.seed, "threads": args.threads, "gpr": {"seconds": gpr_seconds, "report": gpr_report},
+        "runs": runs,
+    }, indent=2, default=str) + "\n")  # fmt: skip
+    print(f"wrote {GPR_ANN_RESULTS}")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--examples", nargs="+", default=["2_EC-EC", "3_Li-EC"])
+    parser.add_argument("--num-copy", type=int, default=None, help="displaced copies per training structure (5; 10 with --gpr-ann)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--gpr-ann", action="store_true", help="the GPR-ANN comparison instead of the timings")
+    parser.add_argument("--epochs", type=int, default=1000, help="HDNNP epochs (--gpr-ann)")
+    # mini-batches of energy-only structures alone make the HDNNP trainer fail
+    # (its energy-only predictions run without gradients): large batches keep
+    # DFT structures in every batch
+    parser.add_argument("--batch-size", type=int, default=64, help="HDNNP mini-batch size (--gpr-ann)")
+    parser.add_argument("--seed", type=int, default=0, help="HDNNP and augmentation seed (--gpr-ann)")
+    args = parser.parse_args()
+    if args.gpr_ann:
+        args.num_copy = args.num_copy or 10
+        return gpr_ann(args)
+    args.num_copy = args.num_copy or 5
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="gpr-bench-") as scratch:
+        scratch = Path(scratch)
+        for name in args.examples:
+            example = SHARED / "aenet-gpr-examples" / name
+            data = scratch / name
+            for archive in sorted(example.glob("*_tutorial.zip")):
+                extract(archive, data)
+            text = train_in(example, data, args.num_copy)
+            runs: dict[str, list[dict]] = {"aenet-gpr": [], "ours": []}
+            for repeat in range(args.repeats):
+                # alternate the order so that load changes hit both alike
+                order = ("aenet-gpr", "ours") if repeat % 2 == 0 else ("ours", "aenet-gpr")
+                for program in order:
+                    workdir = scratch / f"{name}-{program}-{repeat}"
+                    runner = run_aenet if program == "aenet-gpr" else run_ours
+                    runs[program].append(runner(workdir, text, args.threads))
+                    print(f"{name} {program} run {repeat + 1}: " + ", ".join(
+                        f"{s} {runs[program][-1]['steps'][s]:.2f} s" for s in STEPS), flush=True)  # fmt: skip
+            row = {"example": name, "agreement": agreement(runs["ours"][0]["dir"], runs["aenet-gpr"][0]["dir"])}
+            for program, results in runs.items():
+                row[program] = {
+                    "steps": {s: statistics.median(r["steps"][s] for r in results) for s in STEPS},
+                    "peak_gb": max(r["peak_gb"] for r in results),
+                }
+            row["speedup"] = {s: row["aenet-gpr"]["steps"][s] / row["ours"]["steps"][s] for s in STEPS}
+            rows.append(row)
+
+    print()
+    print(f"GPR: aenet-gpr 3.7.9 vs mlpotential gpr, {args.threads} thread(s), Num_copy {args.num_copy}, "
+          f"median of {args.repeats}")  # fmt: skip
+    header = f"{'example':<9} {'step':<13} {'aenet-gpr (s)':>13} {'ours (s)':>9} {'speed-up':>9}"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        for step in STEPS:
+            print(f"{row['example']:<9} {step:<13} {row['aenet-gpr']['steps'][step]:13.2f} "
+                  f"{row['ours']['steps'][step]:9.2f} {row['speedup'][step]:8.1f}x")  # fmt: skip
+        total = {program: sum(row[program]["steps"].values()) for program in ("aenet-gpr", "ours")}
+        print(f"{row['example']:<9} {'all steps':<13} {total['aenet-gpr']:13.2f} {total['ours']:9.2f} "
+              f"{total['aenet-gpr'] / total['ours']:8.1f}x")  # fmt: skip
+        print(f"{row['example']:<9} {'peak memory':<13} {row['aenet-gpr']['peak_gb']:11.2f} GB "
+              f"{row['ours']['peak_gb']:6.2f} GB")  # fmt: skip
+        worst = max(row["agreement"].values())
+        print(f"{row['example']:<9} largest relative deviation of the test outputs: {worst:.2e}")
+    met = all(row["speedup"][s] >= TARGET_SPEEDUP for row in rows for s in ("test", "augmentation"))
+    print(f"target (test and augmentation at least {TARGET_SPEEDUP:g}x faster): {'met' if met else 'NOT met'}")
+
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({
+        "benchmark": "gpr", "machine": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
+        "threads": args.threads, "num_copy": args.num_copy, "repeats": args.repeats, "target_speedup": TARGET_SPEEDUP,
+        "target_met": met, "rows": rows,
+    }, indent=2) + "\n")  # fmt: skip
+    print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
