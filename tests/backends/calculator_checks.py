@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +20,15 @@ def evaluate(calculator: Calculator, atoms: Atoms) -> tuple[float, np.ndarray]:
     return atoms.get_potential_energy(), atoms.get_forces()
 
 
-def central_difference_forces(calculator: Calculator, atoms: Atoms, step: float) -> np.ndarray:
+def central_difference_forces(
+    calculator: Calculator, atoms: Atoms, step: float, indices: Sequence[int] | None = None
+) -> np.ndarray:
     """Minus the gradient of the energy ``calculator`` gives at ``atoms``, by
-    central differences of ``step`` Angstrom, to hold its forces against."""
-    numeric = np.zeros((len(atoms), 3))
-    for index in range(len(atoms)):
+    central differences of ``step`` Angstrom, to hold its forces against: one
+    row per atom of ``indices`` (default: every atom)."""
+    indices = range(len(atoms)) if indices is None else indices
+    numeric = np.zeros((len(indices), 3))
+    for row, index in enumerate(indices):
         for axis in range(3):
             energies = []
             for sign in (1, -1):
@@ -32,7 +36,7 @@ def central_difference_forces(calculator: Calculator, atoms: Atoms, step: float)
                 moved.positions[index, axis] += sign * step
                 moved.calc = calculator
                 energies.append(moved.get_potential_energy())
-            numeric[index, axis] = -(energies[0] - energies[1]) / (2 * step)
+            numeric[row, axis] = -(energies[0] - energies[1]) / (2 * step)
     return numeric
 
 

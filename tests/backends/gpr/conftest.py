@@ -8,15 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from gpr_helpers import SmallModel, extract, fit_small_model
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The machine is shared: one torch thread (aenet-gpr runs get one too)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+from tests.backends.torch_threads import one_thread  # noqa: F401  (autouse fixture)
 
 
 @pytest.fixture(scope="session")

@@ -12,15 +12,7 @@ from ase import Atoms
 from ase.build import bulk, fcc111
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The machine is shared: one torch thread unless a test asks otherwise."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+from tests.backends.torch_threads import one_thread  # noqa: F401  (autouse fixture)
 
 
 def random_molecule(symbols: str, seed: int, box: float = 4.0, closest: float = 0.9) -> Atoms:

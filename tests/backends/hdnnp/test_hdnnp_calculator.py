@@ -21,6 +21,7 @@ from mlpotential.backends.hdnnp.calculator import HDNNPCalculator
 from mlpotential.backends.hdnnp.model_file import ModelFileError, load_model, read_metadata, save_model
 from mlpotential.backends.keywords import parse_settings
 from mlpotential.backends.registry import create_calculator
+from tests.backends.calculator_checks import central_difference_forces
 
 
 def structures() -> dict[str, Atoms]:
@@ -30,20 +31,6 @@ def structures() -> dict[str, Atoms]:
     for k, atoms in enumerate((cell, slab, cluster)):
         atoms.rattle(0.08, seed=k)
     return {"bulk": cell, "slab": slab, "cluster": cluster}
-
-
-def finite_difference_forces(atoms: Atoms, calculator, indices, step: float = 1e-4) -> np.ndarray:
-    forces = np.zeros((len(indices), 3))
-    for row, i in enumerate(indices):
-        for c in range(3):
-            energies = []
-            for sign in (1, -1):
-                moved = atoms.copy()
-                moved.positions[i, c] += sign * step
-                moved.calc = calculator
-                energies.append(moved.get_potential_energy())
-            forces[row, c] = -(energies[0] - energies[1]) / (2 * step)
-    return forces
 
 
 def finite_difference_stress(atoms: Atoms, calculator, step: float = 1e-5) -> np.ndarray:
@@ -72,7 +59,7 @@ def test_forces_are_minus_the_energy_gradient(small_model: Path, name: str) -> N
     forces = atoms.get_forces()
     assert np.abs(forces).max() > 0.05
     some = np.random.default_rng(0).choice(len(atoms), size=5, replace=False)
-    np.testing.assert_allclose(forces[some], finite_difference_forces(atoms, calculator, some), rtol=0, atol=1e-4)
+    np.testing.assert_allclose(forces[some], central_difference_forces(calculator, atoms, 1e-4, some), rtol=0, atol=1e-4)
     assert atoms.get_potential_energies().sum() == pytest.approx(atoms.get_potential_energy(), rel=1e-12)
 
 
