@@ -1,10 +1,10 @@
 """The worker: one engine (an ASE calculator) served over the pipe protocol.
 
 :class:`WorkerSession` holds the state between calls and answers each
-decoded message following every rule of docs/pipe-protocol.md (Set-error
-buffering, Exit at any time, kept results); :func:`serve` runs the transport
-loop over the FIFOs. Units are converted here, at the edge: Hartree and Bohr
-on the wire, eV and Angstrom inside.
+decoded message following every rule of the pipe protocol (Set-error
+buffering, Exit at any time, kept results; see docs/pipe-protocol-notes.md);
+:func:`serve` runs the transport loop over the FIFOs. Units are converted
+here, at the edge: Hartree and Bohr on the wire, eV and Angstrom inside.
 """
 
 from __future__ import annotations
