@@ -269,24 +269,22 @@ def check_gpr() -> str:
 
 
 def check_pinn() -> str:
-    """PiNN's neighbour list (what every PiNN network is evaluated on)
-    against ASE's on periodic copper; evaluating a PiNN model needs a model
-    directory, which only the user has."""
-    _require_module("mlpotential.backends.pinn")
-    from ase.build import bulk
-    from ase.neighborlist import neighbor_list
+    """A tiny PiNet with random weights (H, O), assembled in memory by the
+    same loader as a PiNN model directory and evaluated through our PiNN
+    backend's ASE calculator on a slightly distorted water molecule: every
+    force component must be the slope of the energy."""
+    _require_module("mlpotential.backends.pinn.random_model")
+    from mlpotential.backends.pinn import PinnCalculator, random_pinet_potential
 
-    import mlpotential.backends.pinn  # noqa: F401  (the backend itself must import)
-    from mlpotential.backends.pinn.neighbours import pinn_pairs
-
-    crystal = bulk("Cu", "fcc", a=3.6).repeat((2, 2, 2))
-    cutoff = 4.0
-    pairs = pinn_pairs(crystal.positions, cutoff, np.asarray(crystal.cell))
-    theirs = np.sort(neighbor_list("d", crystal, cutoff))
-    ours = np.sort(np.linalg.norm(pairs.diff, axis=1))
-    if ours.shape != theirs.shape or not np.allclose(ours, theirs, atol=1e-10):
-        raise ProbeFailure(f"PiNN's neighbour list has {len(ours)} pairs, ASE's {len(theirs)}")
-    return f"PiNN code imports; its neighbour list equals ASE's on periodic Cu ({len(ours)} pairs)"
+    atoms = _water()
+    atoms.rattle(0.05, seed=1)  # no component of the forces is zero by symmetry
+    atoms.calc = PinnCalculator(random_pinet_potential(elements=(1, 8), seed=0))
+    energy = atoms.get_potential_energy()
+    _require_finite("PiNN", energy, atoms.get_forces())
+    mismatch = max(_force_matches_energy_slope(atoms, atom, axis) for atom in range(len(atoms)) for axis in range(3))
+    if mismatch > 1e-5:
+        raise ProbeFailure(f"PiNN forces differ from the energy slope by {mismatch:.1e} eV/Angstrom")
+    return f"random-weight PiNet on H2O: forces equal the energy slope to {mismatch:.0e} eV/Angstrom"
 
 
 CHECKS: dict[str, Callable[[], str]] = {

@@ -22,7 +22,7 @@ def test_every_registered_backend_has_a_check() -> None:
         ("torchani", "AEVs of H2O (ANI-1x settings): 384 per atom"),
         ("hdnnp", "forces equal the energy slope"),
         ("gpr", "training data reproduced"),
-        ("pinn", "its neighbour list equals ASE's on periodic Cu (144 pairs)"),
+        ("pinn", "random-weight PiNet on H2O: forces equal the energy slope"),
     ],
 )
 def test_the_check_of_each_installed_backend_passes(name: str, evidence: str) -> None:

@@ -4,6 +4,8 @@ PyTorch, with the checkpoint read by our own TensorFlow-free reader.
 ``ParameterDir`` is the model directory PiNN wrote: ``params.yml``, the
 ``checkpoint`` state file and the ``model.ckpt-N.index``/``.data-*`` files
 it names. See docs/pinn.md for what is supported.
+:func:`random_pinet_potential` builds a tiny PiNet with random weights in
+memory, for smoke tests.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from mlpotential.backends.pinn.calculator import PinnCalculator
 from mlpotential.backends.pinn.checkpoint import CheckpointError
 from mlpotential.backends.pinn.loader import load_potential, named_energy_unit
 from mlpotential.backends.pinn.params import ParamsError, read_params
+from mlpotential.backends.pinn.random_model import random_pinet_potential
 from mlpotential.backends.pinn.variables import WeightsError
 from mlpotential.backends.runtime import torch_device
 from mlpotential.backends.units import ModelUnits
@@ -26,7 +29,7 @@ from mlpotential.backends.units import ModelUnits
 if TYPE_CHECKING:
     from ase.calculators.calculator import Calculator
 
-__all__ = ["create_calculator", "PinnCalculator", "load_potential"]
+__all__ = ["create_calculator", "PinnCalculator", "load_potential", "random_pinet_potential"]
 
 
 def create_calculator(settings: EngineSettings) -> Calculator:

@@ -24,11 +24,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mlpotential.backends.pinn.checkpoint import Checkpoint
 from mlpotential.backends.pinn.dense import ACTIVATIONS, DenseStack, DenseWeights
 from mlpotential.backends.pinn.params import PiNetParams
 from mlpotential.backends.pinn.radial import cutoff_function, gaussian_basis, polynomial_basis
-from mlpotential.backends.pinn.variables import WeightsError, check_stack, dense_layers_by_scope, read_network_variables
+from mlpotential.backends.pinn.variables import (
+    VariableSource,
+    WeightsError,
+    check_stack,
+    dense_layers_by_scope,
+    read_network_variables,
+)
 
 ROOT_SCOPE = "pi_net"
 
@@ -120,9 +125,10 @@ class PiNet:
         return output
 
 
-def load_pinet(params: PiNetParams, checkpoint: Checkpoint, dtype: torch.dtype, device: torch.device) -> PiNet:
-    """Build the PiNet of ``params`` from the variables under ``pi_net/``,
-    checking every layer's shape against ``params``; raise
+def load_pinet(params: PiNetParams, checkpoint: VariableSource, dtype: torch.dtype, device: torch.device) -> PiNet:
+    """Build the PiNet of ``params`` from the variables under ``pi_net/`` of
+    ``checkpoint`` (a :class:`~mlpotential.backends.pinn.checkpoint.Checkpoint`
+    or an in-memory stand-in), checking every layer's shape against ``params``; raise
     :class:`~mlpotential.backends.pinn.variables.WeightsError` naming the
     variable and the setting on any mismatch or leftover layer."""
     where = checkpoint.prefix

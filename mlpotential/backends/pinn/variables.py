@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
-from mlpotential.backends.pinn.checkpoint import Checkpoint
 from mlpotential.backends.pinn.dense import DenseWeights
 
 _DENSE_VARIABLE = re.compile(r"^(?P<parent>.+)/(?P<layer>dense(?:_(?P<number>\d+))?)/(?P<kind>kernel|bias)$")
@@ -26,7 +27,22 @@ class WeightsError(ValueError):
     describes. The message names the variable and the setting."""
 
 
-def read_network_variables(checkpoint: Checkpoint, root: str) -> dict[str, np.ndarray]:
+class VariableSource(Protocol):
+    """Where the network loaders read variables from: a
+    :class:`~mlpotential.backends.pinn.checkpoint.Checkpoint`, or an
+    in-memory stand-in (:mod:`mlpotential.backends.pinn.random_model`).
+    ``prefix`` names it in messages; only the keys of ``entries`` are used."""
+
+    @property
+    def prefix(self) -> Path: ...
+
+    @property
+    def entries(self) -> Mapping[str, object]: ...
+
+    def read_many(self, names: Iterable[str]) -> dict[str, np.ndarray]: ...
+
+
+def read_network_variables(checkpoint: VariableSource, root: str) -> dict[str, np.ndarray]:
     """Values of every variable under ``root/`` (the network's scope)."""
     names = [name for name in checkpoint.entries if name.startswith(root + "/")]
     if not names:
