@@ -13,7 +13,7 @@ import pytest
 import torch
 from ase import Atoms
 from ase.build import molecule
-from ase.units import Hartree
+from ase.units import Bohr, Hartree
 
 from mlpotential.backends.ani_calculator import TorchANICalculator
 from mlpotential.backends.keywords import parse_settings
@@ -164,6 +164,34 @@ def test_custom_model_through_the_pipe(tmp_path: Path) -> None:
     built_in.calculate(atoms, ["energy", "forces"])
     assert energy == pytest.approx(built_in.results["energy"], rel=1e-13)
     np.testing.assert_allclose(forces, built_in.results["forces"], rtol=1e-12, atol=1e-12)
+
+
+def summary_values(path: Path) -> dict[str, str]:
+    """The summary file's lines as {label: value}."""
+    lines = path.read_text().splitlines()[1:]
+    return {line[:38].strip(): line[38:].strip() for line in lines}
+
+
+def test_summary_file_holds_the_last_geometry(tmp_path: Path) -> None:
+    summary = tmp_path / "mlpotential.txt"
+    water, ethanol = molecule("H2O"), molecule("CH3CH2OH")
+    with PipeEngine(keywords("ANI-2x"), worker_args=["--summary", str(tmp_path)]) as engine:
+        water.calc = ethanol.calc = engine
+        water.get_potential_energy()
+        ethanol.get_potential_energy()
+        energy_std = engine.results["energy_std"]
+        forces_std = engine.get_property("forces_std", ethanol) / (Hartree / Bohr)
+        energy = ethanol.get_potential_energy()
+        assert not summary.exists()  # written once, when the worker ends
+    values = summary_values(summary)
+    assert (values["Backend"], values["Model"], values["Chemical formula"]) == ("TorchANI", "ANI-2x", "C2H6O")
+    assert values["Number of atoms"] == "9"
+    assert float(values["Energy (Hartree)"]) == pytest.approx(energy / Hartree, abs=1e-12)
+    assert float(values["Energy standard deviation (Hartree)"]) == pytest.approx(energy_std / Hartree, abs=1e-12)
+    norms = np.linalg.norm(forces_std, axis=1)
+    text = summary.read_text()
+    assert f"{norms.max():.12f} (atom {int(norms.argmax()) + 1})" in text
+    assert f"{norms.mean():.12f}" in text
 
 
 @pytest.mark.slow

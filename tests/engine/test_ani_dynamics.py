@@ -4,12 +4,14 @@ conserves energy (velocity Verlet, 0.5 fs, 1000 steps, 300 K, fixed seed)."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -41,3 +43,8 @@ def test_nve_ethanol_ani2x_conserves_energy(tmp_path, ani_data_dir):
     assert abs(drift_per_atom) < 0.2e-3
     assert deviation_per_atom < 1e-3
     assert 100 < temperature < 500  # the molecule really moved
+    # The worker's summary file, in the results folder, is for the final geometry.
+    final = json.loads((tmp_path / "out" / "summary.json").read_text())
+    summary_energy = next(line for line in (tmp_path / "out" / "mlpotential.txt").read_text().splitlines()
+                          if line.startswith("Energy (Hartree)"))  # fmt: skip
+    assert float(summary_energy.split()[-1]) == pytest.approx(final["energy_hartree"], abs=1e-11)
