@@ -10,7 +10,10 @@ operations), so the transport dominates:
 * SocketIOCalculator: ASE's i-PI client/server over a UNIX socket, the peer
   doing the same job through the same ASE calculator path;
 * FIFO floor: a bare ping-pong of the same numbers of bytes between two
-  Python processes over two FIFOs, the floor no pipe protocol can beat.
+  Python processes over two FIFOs, the floor no pipe protocol can beat;
+  and the same ping-pong with the host computing for 1 ms before each round
+  trip (not counted), so the echo process sleeps between calls as a worker
+  does and every round trip pays two wake-ups.
 
 The worker side runs our real ``serve``/``WorkerSession`` with the tether
 calculator (``python benchmarks/pipe_overhead.py --serve-worker``), because
@@ -37,6 +40,10 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
 HERE = Path(__file__).resolve().parent
+IDLE_GAP = 1e-3
+"""Seconds the host computes before each round trip of the second FIFO row:
+long enough for the echo process to fall asleep, so that row shows what a
+wake-up costs (the tight ping-pong keeps both processes awake)."""
 
 
 class Tether(Calculator):
@@ -196,7 +203,17 @@ def message_sizes(natoms: int) -> tuple[int, int]:
     return sent, received
 
 
-def measure_fifo_floor(natoms, calls, repetitions):
+def busy(seconds: float) -> None:
+    """Keep this CPU busy for ``seconds`` (as a host computing between calls)."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def measure_fifo_floor(natoms, calls, repetitions, gap: float = 0.0):
+    """Round trips of bare bytes; with ``gap`` > 0 the host first computes for
+    ``gap`` seconds (not counted), so the echo process has gone to sleep and
+    each round trip pays for waking it, as real calls do."""
     from mlpotential.protocol.fifo import make_pipes
 
     sent, received = message_sizes(natoms)
@@ -209,13 +226,16 @@ def measure_fifo_floor(natoms, calls, repetitions):
         reply = os.open(os.path.join(directory, "reply_pipe"), os.O_RDONLY)
 
         def step():
+            if gap:
+                busy(gap)
             os.write(call, payload)
             got = 0
             while got < received:
                 got += len(os.read(reply, received - got))
 
         try:
-            return time_calls(step, calls, repetitions)
+            median, samples = time_calls(step, calls, repetitions)
+            return median - gap * 1e6, [sample - gap * 1e6 for sample in samples]
         finally:
             os.close(call)
             os.close(reply)
@@ -233,6 +253,8 @@ def run(sizes: list[int], repetitions: int, output: Path) -> dict:
             "PipeEngine (ubjson)": measure_pipe_engine(natoms, calls, repetitions),
             "SocketIOCalculator (i-PI, UNIX socket)": measure_socketio(natoms, calls, repetitions),
             "FIFO floor (bare ping-pong)": measure_fifo_floor(natoms, calls, repetitions),
+            f"FIFO ping-pong after {IDLE_GAP * 1e3:g} ms host work": measure_fifo_floor(natoms, calls, repetitions,
+                                                                                    IDLE_GAP),
         }
         in_process = measured["in process"][0]
         floor = measured["FIFO floor (bare ping-pong)"][0]
