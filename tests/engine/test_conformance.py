@@ -8,11 +8,11 @@ import pytest
 from mlpotential.engine.conformance import CASES, run_case
 
 
-@pytest.mark.parametrize("codec", ["ubjson", "msgpack"])
-@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+@pytest.mark.parametrize(
+    ("case", "codec"),
+    [pytest.param(case, codec, id=f"{case.name}-{codec}") for case in CASES for codec in case.codecs],
+)
 def test_rule(case, codec, emt_worker, water_system):
-    if codec not in case.codecs:
-        pytest.skip(f"{case.name} concerns {', '.join(case.codecs)} only")
     result = run_case(case, emt_worker, water_system, codec, timeout=60.0)
     assert result.passed, f"{case.rule}: {result.detail}"
 
