@@ -304,7 +304,9 @@ def serve(directory: Path, session: WorkerSession) -> int:
         return 1
     reader = FrameReader(call_fd)
     codec: Codec | None = None
-    host_gone = False
+    # The host hung up without Exit (it may have been killed): a launcher's
+    # directory is then the worker's to remove.
+    hung_up = False
 
     def send(replies: list[Reply]) -> None:
         encode = (codec or UBJSON).dumps
@@ -322,7 +324,7 @@ def serve(directory: Path, session: WorkerSession) -> int:
                 _log(f"{exc}; exiting")
                 return 2
             if payload is None:
-                host_gone = True
+                hung_up = True
                 return 0
             try:
                 if codec is None:
@@ -338,13 +340,13 @@ def serve(directory: Path, session: WorkerSession) -> int:
         return 0
     except BrokenPipeError:
         _log("the host closed reply_pipe; exiting")
-        host_gone = True
+        hung_up = True
         return 0
     finally:
         session.finish()
         os.close(call_fd)
         os.close(reply_fd)
-        if host_gone:
+        if hung_up:
             remove_pipe_directory(directory)
 
 
