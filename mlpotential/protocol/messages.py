@@ -258,10 +258,8 @@ class _Arguments:
             if raw.dtype.kind not in "iuf" or (dtype is not float and raw.dtype.kind == "f"):
                 raise self.invalid(name, f"{name} must be an array of {dtype.__name__}s")
             values = raw if raw.dtype == wanted else raw.astype(wanted)
-        elif isinstance(raw, list) and all(
-            isinstance(item, (int, float)) and not isinstance(item, bool) for item in raw
-        ):
-            if dtype is int and any(isinstance(item, float) for item in raw):
+        elif isinstance(raw, list) and (item_types := set(map(type, raw))) <= _NUMBER_TYPES:
+            if dtype is int and float in item_types:
                 raise self.invalid(name, f"{name} must be an array of integers")
             values = np.asarray(raw, dtype=wanted)
         else:
@@ -283,6 +281,12 @@ class _Arguments:
                 f"(expected [{columns}, n] with {columns}*n = {values.size})",
             )
         return values.reshape(dims[1], columns)
+
+
+_NUMBER_TYPES = frozenset((int, float))
+"""The item types of a plain (msgpack or untyped UBJSON) numeric array. Checked
+by exact type, in one pass in C: bool (an int subclass) is not a number here,
+and a per-item isinstance loop cost 0.4 ms for 1000 atoms' coordinates."""
 
 
 _SET_SYSTEM_ARGUMENTS = (
