@@ -40,6 +40,25 @@ def central_difference_forces(
     return numeric
 
 
+def central_difference_stress(calculator: Calculator, atoms: Atoms, step: float = 1e-5) -> np.ndarray:
+    """The stress (eV/Angstrom^3, 3x3, symmetric) as (1/V) dE/d(strain), by
+    central differences of ``step`` in each strain component, to hold a
+    calculator's stress against."""
+    stress = np.zeros((3, 3))
+    for a in range(3):
+        for b in range(3):
+            energies = []
+            for sign in (1, -1):
+                strain = np.eye(3)
+                strain[a, b] += sign * step
+                strained = atoms.copy()
+                strained.set_cell(atoms.cell.array @ strain, scale_atoms=True)
+                strained.calc = calculator
+                energies.append(strained.get_potential_energy())
+            stress[a, b] = (energies[0] - energies[1]) / (2 * step) / atoms.get_volume()
+    return 0.5 * (stress + stress.T)
+
+
 def assert_bohr_model_sees_positions_in_bohr(bohr_model: Calculator, angstrom_model: Calculator, atoms: Atoms) -> None:
     """The same model read with MLDistanceUnit bohr (``bohr_model``) and
     angstrom: E_bohr(x a0) = E(x) and F_bohr(x a0) = F(x) / a0."""
