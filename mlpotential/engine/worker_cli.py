@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(options given on the command line override it)")  # fmt: skip
     parser.add_argument("--directory", type=Path, default=Path("."), help="where the pipes are (default: here)")
     parser.add_argument("--summary", type=Path, help="where to write mlpotential.txt, the statistics of the last "
-                        "geometry (a file or a directory; default: the working directory)")  # fmt: skip
+                        "geometry, when the worker ends (a file or a directory; default: the working directory)")  # fmt: skip
     return parser
 
 
