@@ -78,9 +78,8 @@ def main(argv: list[str]) -> int:
         return 1
     gradients = results.values.get("gradients")
     if args.json:
-        report = {"energy": results.energy, "status": 0}
-        if gradients is not None:
-            report["gradients"] = gradients.tolist()
+        report = {"energy": results.energy, **({"gradients": gradients.tolist()} if gradients is not None else {}),
+                  "status": 0}  # fmt: skip
         print(json.dumps(report))
         return 0
     print(f"Energy (Hartree): {results.energy:.12f}")
