@@ -10,8 +10,7 @@ import pytest
 import torch
 from ase import Atoms
 from ase.build import bulk, fcc111
-from ase.calculators.emt import EMT
-from ase.calculators.singlepoint import SinglePointCalculator
+from tests.backends.emt_trained_models import emt_labelled
 from tests.backends.torch_threads import one_thread  # noqa: F401  (autouse fixture)
 
 
@@ -50,11 +49,9 @@ def emt_structures(count: int, seed: int) -> list[Atoms]:
         else:
             atoms = fcc111("Cu", size=(2, 2, 3), a=3.61, vacuum=5.0)
         atoms.positions += rng.normal(0.0, 0.08, atoms.positions.shape)
-        atoms.calc = EMT()
-        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
-        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
-        atoms.info.clear()
-        structures.append(atoms)
+        labelled = emt_labelled(atoms)
+        labelled.info.clear()
+        structures.append(labelled)
     return structures
 
 
