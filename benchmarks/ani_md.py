@@ -118,8 +118,13 @@ Pair = tuple[str, str]
 """(reference, candidate): the candidate's throughput is reported over the reference's."""
 
 
-def run(systems: dict[str, tuple[object, int, int]], calculators: dict[str, Callable[[], object]],
-        pairs: Sequence[Pair], repeats: int, warmup: int) -> dict[str, dict[Pair, dict[str, list[float]]]]:  # fmt: skip
+def run(
+    systems: dict[str, tuple[object, int, int]],
+    calculators: dict[str, Callable[[], object]],
+    pairs: Sequence[Pair],
+    repeats: int,
+    warmup: int,
+) -> dict[str, dict[Pair, dict[str, list[float]]]]:
     """steps/s per system, pair and calculator, one value per repetition."""
     rates = {name: {pair: {kind: [] for kind in pair} for pair in pairs} for name in systems}
     for repeat in range(repeats):
@@ -156,10 +161,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
     from ase.build import molecule
 
-    from mlpotential.backends.ani_calculator import TorchANICalculator
+    from mlpotential.backends.factory import create_calculator
     from mlpotential.backends.keywords import parse_settings
-    from mlpotential.backends.registry import create_calculator
-    from mlpotential.engine.pipe_engine import PipeEngine
+    from mlpotential.backends.torchani.calculator import TorchANICalculator
+    from mlpotential.host.pipe_engine import PipeEngine
 
     keywords = {"Model": args.model, "ParameterDir": str(SHARED / "ani-model-zoo"), "NumThreads": str(args.threads)}
     in_process = create_calculator(parse_settings(keywords))
@@ -194,11 +199,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         pipe_statistics.close()
         scratch.cleanup()
 
-    header = (f"{'system':<10} {'atoms':>5} {'candidate':<13} {'steps/s':>8} {'reference':<30} {'steps/s':>8} "
-              f"{'ratio':>6} {'ms/step':>8} {'target':>6}")  # fmt: skip
+    header = (
+        f"{'system':<10} {'atoms':>5} {'candidate':<13} {'steps/s':>8} {'reference':<30} {'steps/s':>8} "
+        f"{'ratio':>6} {'ms/step':>8} {'target':>6}"
+    )
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    print(f"\nMD steps per second ({args.model}, {args.threads} thread(s), median of {args.repeats}; "
-          f"load average {load} on {os.cpu_count()} CPUs)")  # fmt: skip
+    print(
+        f"\nMD steps per second ({args.model}, {args.threads} thread(s), median of {args.repeats}; "
+        f"load average {load} on {os.cpu_count()} CPUs)"
+    )
     print(header)
     print("-" * len(header))
     short = {"pipe": "pipe", "mlpotential in process": "mlp in-proc", "pipe + stats": "pipe + stats"}
@@ -213,25 +222,42 @@ def main(argv: Sequence[str] | None = None) -> int:
             ratio = statistics.median(c / r for c, r in zip(measured[candidate], measured[reference]))
             cost = 1e3 * (1 / medians[candidate] - 1 / medians[reference])
             target = TARGETS[name] if (reference, candidate) == pairs[0] else None
-            print(f"{name:<10} {len(atoms):>5} {short[candidate]:<13} {medians[candidate]:>8.3f} {reference:<30} "
-                  f"{medians[reference]:>8.3f} {ratio:>6.3f} {cost:>8.2f} "
-                  f"{'-' if target is None else f'{target:.2f}':>6}")  # fmt: skip
-            table.append({
-                "system": name, "atoms": len(atoms), "candidate": candidate, "reference": reference,
-                "steps_per_second": medians, "all": measured, "ratio": ratio,
-                "ratio_of_medians": medians[candidate] / medians[reference], "extra_ms_per_step": cost,
-                "target_ratio": target, "meets_target": None if target is None else ratio >= target,
-            })  # fmt: skip
-    print("ratio: median over the repetitions of candidate / reference steps per second (each pair measured on "
-          "its own, the two taking turns); ms/step: the candidate's extra time per step, from the medians.")  # fmt: skip
+            print(
+                f"{name:<10} {len(atoms):>5} {short[candidate]:<13} {medians[candidate]:>8.3f} {reference:<30} "
+                f"{medians[reference]:>8.3f} {ratio:>6.3f} {cost:>8.2f} "
+                f"{'-' if target is None else f'{target:.2f}':>6}"
+            )
+            table.append(
+                {
+                    "system": name,
+                    "atoms": len(atoms),
+                    "candidate": candidate,
+                    "reference": reference,
+                    "steps_per_second": medians,
+                    "all": measured,
+                    "ratio": ratio,
+                    "ratio_of_medians": medians[candidate] / medians[reference],
+                    "extra_ms_per_step": cost,
+                    "target_ratio": target,
+                    "meets_target": None if target is None else ratio >= target,
+                }
+            )
+    print(
+        "ratio: median over the repetitions of candidate / reference steps per second (each pair measured on "
+        "its own, the two taking turns); ms/step: the candidate's extra time per step, from the medians."
+    )
 
     report = {
         "benchmark": "ani_md",
         "model": args.model,
         "threads": args.threads,
         "repeats": args.repeats,
-        "steps": {"ethanol": args.ethanol_steps, "water box": args.box_steps, "warmup": args.warmup,
-                  "chunks": {name: chunk for name, (_, _, chunk) in systems.items()}},
+        "steps": {
+            "ethanol": args.ethanol_steps,
+            "water box": args.box_steps,
+            "warmup": args.warmup,
+            "chunks": {name: chunk for name, (_, _, chunk) in systems.items()},
+        },
         "timestep_fs": 0.5,
         "machine": machine(torch=torch.__version__),
         "results": table,

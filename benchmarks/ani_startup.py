@@ -54,7 +54,7 @@ def time_worker(keywords: dict[str, str], env: dict[str, str]) -> float:
     """Seconds from launching a worker to its first energy and forces of ethanol."""
     from ase.build import molecule
 
-    from mlpotential.engine.pipe_engine import PipeEngine
+    from mlpotential.host.pipe_engine import PipeEngine
 
     atoms = molecule("CH3CH2OH")
     start = time.perf_counter()
@@ -69,8 +69,12 @@ def time_torchani_peer(model: str, threads: int, env: dict[str, str]) -> float:
     """Seconds from launching a Python process that loads ``model`` with
     torchani to the line with its first result."""
     start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-c", TORCHANI_PEER, INFO_NAMES[model], str(threads)],
-                               stdout=subprocess.PIPE, env=env, text=True)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-c", TORCHANI_PEER, INFO_NAMES[model], str(threads)],
+        stdout=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
     assert process.stdout is not None
     for line in process.stdout:
         if line.startswith("result"):
@@ -104,7 +108,7 @@ def main() -> int:
 
         results: dict[str, dict[str, dict]] = {}
         ase_times = []
-        for repeat in range(args.repeats):
+        for _ in range(args.repeats):
             ase_env = {**base_env, "MLPOTENTIAL_DATA_DIR": str(scratch / "ase-data")}
             ase_times.append(time_worker({"Backend": "ASE", "Model": "EMT", "NumThreads": "1"}, ase_env))
         for model in args.models:
@@ -136,8 +140,10 @@ def main() -> int:
             row = entry[kind]
             ratio = row["median"] / peer_median
             print(f"{model:<9} {label:<34} {row['median']:>9.2f} {row['min']:>7.2f} {row['max']:>7.2f} {ratio:>10.2f}")
-    print(f"{'-':<9} {'worker, ASE backend (no torch)':<34} {ase_median:>9.2f} {min(ase_times):>7.2f} "
-          f"{max(ase_times):>7.2f}")  # fmt: skip
+    print(
+        f"{'-':<9} {'worker, ASE backend (no torch)':<34} {ase_median:>9.2f} {min(ase_times):>7.2f} "
+        f"{max(ase_times):>7.2f}"
+    )
 
     report = {
         "benchmark": "ani_startup",

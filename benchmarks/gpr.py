@@ -76,7 +76,13 @@ def train_in(example: Path, data: Path, num_copy: int) -> str:
             pattern = Path(words[1])
             line = f"{words[0]} {data / pattern.parent.name / pattern.name}"
         lines.append(line)
-    lines += ["fit_scale False", "fit_weight False", "Additional_write True", f"Num_copy {num_copy}", "Disp_length 0.05"]
+    lines += [
+        "fit_scale False",
+        "fit_weight False",
+        "Additional_write True",
+        f"Num_copy {num_copy}",
+        "Disp_length 0.05",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -93,7 +99,9 @@ def run_process(command: list[str], workdir: Path, threads: int) -> tuple[str, f
     process.returncode = os.waitstatus_to_exitcode(status)
     output = stdout_path.read_text()
     if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed in {workdir}:\n{output[-3000:]}\n{stderr_path.read_text()[-3000:]}")
+        raise RuntimeError(
+            f"{' '.join(command)} failed in {workdir}:\n{output[-3000:]}\n{stderr_path.read_text()[-3000:]}"
+        )
     return output, wall, usage.ru_maxrss / 1024**2
 
 
@@ -139,15 +147,27 @@ def hdnnp_errors(data: list[dict], test: Path, store: Path, workdir: Path, args)
         "split": {"validation_fraction": 0.1},
         "network": {"hidden": [10, 10], "activation": "tanh"},
         "training": {
-            "stages": [{"optimizer": "adam", "epochs": args.epochs, "learning_rate": 0.005, "batch_size": args.batch_size}],
-            "threads": args.threads, "progress": False, "dtype": "float64",
+            "stages": [
+                {"optimizer": "adam", "epochs": args.epochs, "learning_rate": 0.005, "batch_size": args.batch_size}
+            ],
+            "threads": args.threads,
+            "progress": False,
+            "dtype": "float64",
         },
-        "output": {"model": str(workdir / "model.pt"), "parity_plot": str(workdir / "parity.png"),
-                   "report": str(workdir / "report.json"), "descriptor_store": str(store)},
-    }  # fmt: skip
+        "output": {
+            "model": str(workdir / "model.pt"),
+            "parity_plot": str(workdir / "parity.png"),
+            "report": str(workdir / "report.json"),
+            "descriptor_store": str(store),
+        },
+    }
     result = train(config_from_dict(raw, base_dir=workdir))
-    return {"errors": result.errors, "seconds": result.report["seconds"], "epochs": result.report["epochs"],
-            "data": result.report["data"]}  # fmt: skip
+    return {
+        "errors": result.errors,
+        "seconds": result.report["seconds"],
+        "epochs": result.report["epochs"],
+        "data": result.report["data"],
+    }
 
 
 def gpr_ann(args) -> int:
@@ -165,10 +185,11 @@ def gpr_ann(args) -> int:
         )
         stdout, gpr_seconds, _ = run_process(
             [sys.executable, "-m", "mlpotential", "gpr", "train.in", "--threads", str(args.threads), "--no-progress"],
-            gpr_dir, args.threads,
-        )  # fmt: skip
+            gpr_dir,
+            args.threads,
+        )
         gpr_report = json.loads((gpr_dir / "gpr_report.json").read_text())
-        print(stdout[stdout.index("Summary"):], flush=True)
+        print(stdout[stdout.index("Summary") :], flush=True)
         store = scratch / "descriptors.sqlite"
         dft = [{"path": str(train / "file_*.xsf")}]
         augmented = {"path": str(gpr_dir / "additional_xsf" / "file_*.xsf"), "energy_only": True}
@@ -176,28 +197,49 @@ def gpr_ann(args) -> int:
         for name, data in (("DFT only", dft), ("DFT + GPR-augmented", [*dft, augmented])):
             runs[name] = hdnnp_errors(data, test, store, scratch / name.replace(" ", "_"), args)
             errors = runs[name]["errors"]["test"]
-            print(f"{name}: test energy MAE {errors['energy_mae'] * 1000:.2f} meV/atom, "
-                  f"force MAE {errors['force_mae']:.4f} eV/Angstrom", flush=True)  # fmt: skip
+            print(
+                f"{name}: test energy MAE {errors['energy_mae'] * 1000:.2f} meV/atom, "
+                f"force MAE {errors['force_mae']:.4f} eV/Angstrom",
+                flush=True,
+            )
 
     atoms = 46
     print()
-    print(f"GPR-ANN on 3_Li-EC: HDNNP (10-10 tanh, Adam {args.epochs} epochs of batches of {args.batch_size}, "
-          f"seed {args.seed}), "
-          f"tested on {runs['DFT only']['errors']['test']['structures']} DFT structures")  # fmt: skip
-    header = f"{'training data':<22} {'structures':>10} {'E MAE (meV/atom)':>17} {'E MAE (eV)':>11} {'F MAE (eV/A)':>13}"
+    print(
+        f"GPR-ANN on 3_Li-EC: HDNNP (10-10 tanh, Adam {args.epochs} epochs of batches of {args.batch_size}, "
+        f"seed {args.seed}), "
+        f"tested on {runs['DFT only']['errors']['test']['structures']} DFT structures"
+    )
+    header = (
+        f"{'training data':<22} {'structures':>10} {'E MAE (meV/atom)':>17} {'E MAE (eV)':>11} {'F MAE (eV/A)':>13}"
+    )
     print(header)
     print("-" * len(header))
     for name, run in runs.items():
         errors = run["errors"]["test"]
-        print(f"{name:<22} {run['data']['split']['train']:>10} {errors['energy_mae'] * 1000:17.2f} "
-              f"{errors['energy_mae'] * atoms:11.4f} {errors['force_mae']:13.4f}")  # fmt: skip
+        print(
+            f"{name:<22} {run['data']['split']['train']:>10} {errors['energy_mae'] * 1000:17.2f} "
+            f"{errors['energy_mae'] * atoms:11.4f} {errors['force_mae']:13.4f}"
+        )
     GPR_ANN_RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    GPR_ANN_RESULTS.write_text(json.dumps({
-        "benchmark": "gpr_ann", "example": "3_Li-EC", "num_copy": args.num_copy, "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "seed": args.seed, "threads": args.threads, "gpr": {"seconds": gpr_seconds, "report": gpr_report},
-        "runs": runs,
-    }, indent=2, default=str) + "\n")  # fmt: skip
+    GPR_ANN_RESULTS.write_text(
+        json.dumps(
+            {
+                "benchmark": "gpr_ann",
+                "example": "3_Li-EC",
+                "num_copy": args.num_copy,
+                "epochs": args.epochs,
+                "batch_size": args.batch_size,
+                "seed": args.seed,
+                "threads": args.threads,
+                "gpr": {"seconds": gpr_seconds, "report": gpr_report},
+                "runs": runs,
+            },
+            indent=2,
+            default=str,
+        )
+        + "\n"
+    )
     print(f"wrote {GPR_ANN_RESULTS}")
     return 0
 
@@ -205,7 +247,9 @@ def gpr_ann(args) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--examples", nargs="+", default=["2_EC-EC", "3_Li-EC"])
-    parser.add_argument("--num-copy", type=int, default=None, help="displaced copies per training structure (5; 10 with --gpr-ann)")
+    parser.add_argument(
+        "--num-copy", type=int, default=None, help="displaced copies per training structure (5; 10 with --gpr-ann)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--gpr-ann", action="store_true", help="the GPR-ANN comparison instead of the timings")
@@ -238,8 +282,11 @@ def main() -> int:
                     workdir = scratch / f"{name}-{program}-{repeat}"
                     runner = run_aenet if program == "aenet-gpr" else run_ours
                     runs[program].append(runner(workdir, text, args.threads))
-                    print(f"{name} {program} run {repeat + 1}: " + ", ".join(
-                        f"{s} {runs[program][-1]['steps'][s]:.2f} s" for s in STEPS), flush=True)  # fmt: skip
+                    print(
+                        f"{name} {program} run {repeat + 1}: "
+                        + ", ".join(f"{s} {runs[program][-1]['steps'][s]:.2f} s" for s in STEPS),
+                        flush=True,
+                    )
             row = {"example": name, "agreement": agreement(runs["ours"][0]["dir"], runs["aenet-gpr"][0]["dir"])}
             for program, results in runs.items():
                 row[program] = {
@@ -250,31 +297,52 @@ def main() -> int:
             rows.append(row)
 
     print()
-    print(f"GPR: aenet-gpr 3.7.9 vs mlpotential gpr, {args.threads} thread(s), Num_copy {args.num_copy}, "
-          f"median of {args.repeats}")  # fmt: skip
+    print(
+        f"GPR: aenet-gpr 3.7.9 vs mlpotential gpr, {args.threads} thread(s), Num_copy {args.num_copy}, "
+        f"median of {args.repeats}"
+    )
     header = f"{'example':<9} {'step':<13} {'aenet-gpr (s)':>13} {'ours (s)':>9} {'speed-up':>9}"
     print(header)
     print("-" * len(header))
     for row in rows:
         for step in STEPS:
-            print(f"{row['example']:<9} {step:<13} {row['aenet-gpr']['steps'][step]:13.2f} "
-                  f"{row['ours']['steps'][step]:9.2f} {row['speedup'][step]:8.1f}x")  # fmt: skip
+            print(
+                f"{row['example']:<9} {step:<13} {row['aenet-gpr']['steps'][step]:13.2f} "
+                f"{row['ours']['steps'][step]:9.2f} {row['speedup'][step]:8.1f}x"
+            )
         total = {program: sum(row[program]["steps"].values()) for program in ("aenet-gpr", "ours")}
-        print(f"{row['example']:<9} {'all steps':<13} {total['aenet-gpr']:13.2f} {total['ours']:9.2f} "
-              f"{total['aenet-gpr'] / total['ours']:8.1f}x")  # fmt: skip
-        print(f"{row['example']:<9} {'peak memory':<13} {row['aenet-gpr']['peak_gb']:11.2f} GB "
-              f"{row['ours']['peak_gb']:6.2f} GB")  # fmt: skip
+        print(
+            f"{row['example']:<9} {'all steps':<13} {total['aenet-gpr']:13.2f} {total['ours']:9.2f} "
+            f"{total['aenet-gpr'] / total['ours']:8.1f}x"
+        )
+        print(
+            f"{row['example']:<9} {'peak memory':<13} {row['aenet-gpr']['peak_gb']:11.2f} GB "
+            f"{row['ours']['peak_gb']:6.2f} GB"
+        )
         worst = max(row["agreement"].values())
         print(f"{row['example']:<9} largest relative deviation of the test outputs: {worst:.2e}")
     met = all(row["speedup"][s] >= TARGET_SPEEDUP for row in rows for s in ("test", "augmentation"))
     print(f"target (test and augmentation at least {TARGET_SPEEDUP:g}x faster): {'met' if met else 'NOT met'}")
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "benchmark": "gpr", "machine": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
-        "threads": args.threads, "num_copy": args.num_copy, "repeats": args.repeats, "target_speedup": TARGET_SPEEDUP,
-        "target_met": met, "rows": rows,
-    }, indent=2) + "\n")  # fmt: skip
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "benchmark": "gpr",
+                "machine": platform.platform(),
+                "processor": platform.processor(),
+                "cpus": os.cpu_count(),
+                "threads": args.threads,
+                "num_copy": args.num_copy,
+                "repeats": args.repeats,
+                "target_speedup": TARGET_SPEEDUP,
+                "target_met": met,
+                "rows": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {RESULTS}")
     return 0
 

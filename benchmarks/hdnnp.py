@@ -46,11 +46,16 @@ import torch  # noqa: E402
 from ase import Atoms  # noqa: E402
 from ase.build import bulk  # noqa: E402
 
+from mlpotential.atomistic.neighbors import pair_vectors  # noqa: E402
+from mlpotential.atomistic.symmetry_function_parameters import (
+    SymmetryFunctionParameters,  # noqa: E402
+)
+from mlpotential.atomistic.symmetry_functions import (  # noqa: E402
+    SymmetryFunctionSet,
+    position_jacobian,
+)
 from mlpotential.backends.hdnnp.calculator import HDNNPCalculator  # noqa: E402
-from mlpotential.backends.hdnnp.neighbors import pair_vectors  # noqa: E402
 from mlpotential.backends.hdnnp.network import HDNNPModel, NetworkShape  # noqa: E402
-from mlpotential.backends.hdnnp.parameters import SymmetryFunctionParameters  # noqa: E402
-from mlpotential.backends.hdnnp.symmetry_functions import SymmetryFunctionSet, position_jacobian  # noqa: E402
 
 CUTOFF = 6.5
 PARAMETERS = SymmetryFunctionParameters.default(["Cu"], cutoff=CUTOFF)
@@ -196,7 +201,11 @@ def derivatives_benchmark(repeats: int, skip_dscribe: bool) -> dict:
         return result
     acsf = dscribe_acsf(PARAMETERS, periodic=True)
     theirs_holder = {}
-    wall, cpu = timed(lambda: theirs_holder.update(value=acsf.derivatives(atoms, method="numerical", attach=True, return_descriptor=False)))
+    wall, cpu = timed(
+        lambda: theirs_holder.update(
+            value=acsf.derivatives(atoms, method="numerical", attach=True, return_descriptor=False)
+        )
+    )
     timings["dscribe_numerical"] = {"wall_s": wall, "cpu_s": cpu, "repeats": 1}
     theirs = theirs_holder["value"]
     columns = [1 + k for k in range(len(PARAMETERS.g2))] + list(range(1 + len(PARAMETERS.g2), theirs.shape[-1]))
@@ -212,8 +221,12 @@ def training_benchmark(devices: list[str], epochs: int) -> dict:
     sys.path.insert(0, str(REPO / "scripts"))
     from train_cu_emt import generate
 
-    from mlpotential.backends.hdnnp.config import DescriptorSettings, Stage, TrainingConfig
-    from mlpotential.backends.hdnnp.data import Structure
+    from mlpotential.atomistic.structures import Structure
+    from mlpotential.backends.hdnnp.config import (
+        DescriptorSettings,
+        Stage,
+        TrainingConfig,
+    )
     from mlpotential.backends.hdnnp.training import train
 
     structures = [
@@ -260,7 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=20, help="training epochs timed per device")
-    parser.add_argument("--skip-derivatives", action="store_true", help="skip DScribe's numerical derivatives (minutes)")
+    parser.add_argument(
+        "--skip-derivatives", action="store_true", help="skip DScribe's numerical derivatives (minutes)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -273,12 +288,24 @@ def main(argv: list[str] | None = None) -> int:
     peer = energy_forces["peer"]
     rows = [
         ("descriptors, Cu 1008 atoms", descriptors["timings"], "ours", "dscribe", "DScribe ACSF.create"),
-        ("energy+forces, Cu 1008 atoms", energy_forces["timings"], "ours", peer,
-         f"TorchANI AEV ({peer.removeprefix('torchani_')}) + same net"),
+        (
+            "energy+forces, Cu 1008 atoms",
+            energy_forces["timings"],
+            "ours",
+            peer,
+            f"TorchANI AEV ({peer.removeprefix('torchani_')}) + same net",
+        ),
     ]
     if "dscribe_numerical" in derivatives["timings"]:
-        rows.append(("derivatives, Cu 108 atoms", derivatives["timings"], "ours_dense", "dscribe_numerical",
-                     "DScribe derivatives (numerical)"))
+        rows.append(
+            (
+                "derivatives, Cu 108 atoms",
+                derivatives["timings"],
+                "ours_dense",
+                "dscribe_numerical",
+                "DScribe derivatives (numerical)",
+            )
+        )
     print(f"threads {args.threads}, float64, medians of {args.repeats} (wall clock; CPU time in brackets)")
     print(f"{'task':<30s} {'ours (s)':>18s} {'peer (s)':>18s} {'speed-up':>16s}  peer")
     comparisons = {}
@@ -293,15 +320,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"descriptor agreement with DScribe: max relative difference {descriptors['max_relative_difference']:.2e}")
     if "max_abs_difference" in derivatives:
         print(
-            f"derivative agreement with DScribe (numerical): max abs difference {derivatives['max_abs_difference']:.2e} "
+            "derivative agreement with DScribe (numerical): "
+            f"max abs difference {derivatives['max_abs_difference']:.2e} "
             f"(largest value {derivatives['max_abs_value']:.2f}); ours in pair form "
             f"{derivatives['timings']['ours_pair_jacobian']['wall_s']:.4f} s"
         )
     for device, values in training.items():
         print(
             f"training throughput ({device}): {values['structures_per_second']:.0f} structures/s "
-            f"({values['training_structures']} structures x {values['epochs']} epochs in {values['fit_seconds']:.1f} s; "
-            f"descriptors cold {values['descriptor_seconds_cold']:.1f} s, stored {values['descriptor_seconds_stored']:.2f} s)"
+            f"({values['training_structures']} structures x {values['epochs']} epochs "
+            f"in {values['fit_seconds']:.1f} s; "
+            f"descriptors cold {values['descriptor_seconds_cold']:.1f} s, "
+            f"stored {values['descriptor_seconds_stored']:.2f} s)"
         )
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -97,7 +97,7 @@ def in_process(model: str, repeats: int, threads: int) -> dict:
     import torch
 
     from mlpotential.backends.keywords import parse_settings
-    from mlpotential.backends.pinn import create_calculator
+    from mlpotential.backends.pinn.factory import create_calculator
 
     torch.set_num_threads(threads)
     folder = SHARED / "pinn-reference" / model
@@ -150,7 +150,7 @@ def worker_timings(model: str, starts: int, threads: int) -> dict:
     """Wall seconds from starting a worker to its first energy and forces,
     and CPU seconds of that worker's whole life (start, first Solve, exit),
     medians over fresh workers; then the whole test set through one worker."""
-    from mlpotential.engine.pipe_engine import PipeEngine
+    from mlpotential.host.pipe_engine import PipeEngine
 
     folder = SHARED / "pinn-reference" / model
     keywords = {"Backend": "PiNN", "ParameterDir": str(folder / "model"), "NumThreads": str(threads)}

@@ -60,7 +60,7 @@ class Tether(Calculator):
 
 def serve_worker() -> int:
     from mlpotential.backends.keywords import parse_settings
-    from mlpotential.engine.worker import Engine, WorkerSession, serve
+    from mlpotential.worker.session import Engine, WorkerSession, serve
 
     settings = parse_settings({"Backend": "ASE", "Model": "EMT"})
     return serve(Path.cwd(), WorkerSession(Engine(settings, Tether())))
@@ -135,8 +135,8 @@ def worker_command() -> list[str]:
 
 
 def measure_protocol(natoms, calls, repetitions, codec):
-    from mlpotential.engine.client import PipeClient
-    from mlpotential.engine.system import system_message
+    from mlpotential.ase_bridge import system_message
+    from mlpotential.host.client import PipeClient
     from mlpotential.protocol import messages as msg
 
     atoms = make_atoms(natoms)
@@ -155,7 +155,7 @@ def measure_protocol(natoms, calls, repetitions, codec):
 
 
 def measure_pipe_engine(natoms, calls, repetitions):
-    from mlpotential.engine.pipe_engine import PipeEngine
+    from mlpotential.host.pipe_engine import PipeEngine
 
     atoms = make_atoms(natoms)
     move = moving(atoms)
@@ -177,8 +177,9 @@ def measure_socketio(natoms, calls, repetitions):
     name = f"mlpotential-bench-{os.getpid()}-{natoms}"
 
     def launch(atoms, properties, port, unixsocket):
-        return subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--socket-client", unixsocket,
-                                 str(natoms)])  # fmt: skip
+        return subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--socket-client", unixsocket, str(natoms)]
+        )
 
     with SocketIOCalculator(unixsocket=name, launch_client=launch) as calc:
         atoms.calc = calc
@@ -220,8 +221,9 @@ def measure_fifo_floor(natoms, calls, repetitions, gap: float = 0.0):
     payload = b"c" * sent
     with tempfile.TemporaryDirectory() as directory:
         make_pipes(directory)
-        echo = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--fifo-echo", directory,
-                                 str(sent), str(received)])  # fmt: skip
+        echo = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--fifo-echo", directory, str(sent), str(received)]
+        )
         call = os.open(os.path.join(directory, "call_pipe"), os.O_WRONLY)
         reply = os.open(os.path.join(directory, "reply_pipe"), os.O_RDONLY)
 
@@ -253,29 +255,44 @@ def run(sizes: list[int], repetitions: int, output: Path) -> dict:
             "PipeEngine (ubjson)": measure_pipe_engine(natoms, calls, repetitions),
             "SocketIOCalculator (i-PI, UNIX socket)": measure_socketio(natoms, calls, repetitions),
             "FIFO floor (bare ping-pong)": measure_fifo_floor(natoms, calls, repetitions),
-            f"FIFO ping-pong after {IDLE_GAP * 1e3:g} ms host work": measure_fifo_floor(natoms, calls, repetitions,
-                                                                                    IDLE_GAP),
+            f"FIFO ping-pong after {IDLE_GAP * 1e3:g} ms host work": measure_fifo_floor(
+                natoms, calls, repetitions, IDLE_GAP
+            ),
         }
         in_process = measured["in process"][0]
         floor = measured["FIFO floor (bare ping-pong)"][0]
         socket = measured["SocketIOCalculator (i-PI, UNIX socket)"][0]
         for path, (median, samples) in measured.items():
-            rows.append({
-                "atoms": natoms, "path": path, "us_per_call": median, "samples_us": samples,
-                "overhead_us": median - in_process, "ratio_to_floor": median / floor,
-                "ratio_to_socketio": median / socket,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "atoms": natoms,
+                    "path": path,
+                    "us_per_call": median,
+                    "samples_us": samples,
+                    "overhead_us": median - in_process,
+                    "ratio_to_floor": median / floor,
+                    "ratio_to_socketio": median / socket,
+                }
+            )
     sent, received = message_sizes(3)
-    report = {"benchmark": "pipe_overhead", "repetitions": repetitions, "cpu_count": os.cpu_count(),
-              "load_average": os.getloadavg(), "bytes_3_atoms": [sent, received], "rows": rows}  # fmt: skip
+    report = {
+        "benchmark": "pipe_overhead",
+        "repetitions": repetitions,
+        "cpu_count": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "bytes_3_atoms": [sent, received],
+        "rows": rows,
+    }
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2) + "\n")
     header = f"{'atoms':>5}  {'path':<40} {'us/call':>9} {'overhead us':>12} {'x floor':>8} {'x socketio':>10}"
     print(header)
     print("-" * len(header))
     for row in rows:
-        print(f"{row['atoms']:>5}  {row['path']:<40} {row['us_per_call']:>9.1f} {row['overhead_us']:>12.1f} "
-              f"{row['ratio_to_floor']:>8.2f} {row['ratio_to_socketio']:>10.2f}")  # fmt: skip
+        print(
+            f"{row['atoms']:>5}  {row['path']:<40} {row['us_per_call']:>9.1f} {row['overhead_us']:>12.1f} "
+            f"{row['ratio_to_floor']:>8.2f} {row['ratio_to_socketio']:>10.2f}"
+        )
     print(f"\n(median of {repetitions} repetitions; load average {os.getloadavg()[0]:.2f}; JSON: {output})")
     return report
 

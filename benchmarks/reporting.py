@@ -12,8 +12,13 @@ from pathlib import Path
 def machine(**versions: str) -> dict[str, object]:
     """CPUs, platform, Python and ``versions`` (e.g. torch's); the load average
     is read now, so call this when the measurements are done."""
-    return {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg(), "platform": platform.platform(),
-            "python": platform.python_version(), **versions}  # fmt: skip
+    return {
+        "cpus": os.cpu_count(),
+        "load_average_at_end": os.getloadavg(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        **versions,
+    }
 
 
 def write_report(path: Path, report: dict[str, object]) -> None:

@@ -81,9 +81,9 @@ def icosahedral_cluster(shells: int):
 def schnetpack_in_process(model: Path, repeats: int) -> list[dict]:
     import torch
 
+    from mlpotential.backends.factory import create_calculator
     from mlpotential.backends.keywords import parse_settings
-    from mlpotential.backends.registry import create_calculator
-    from mlpotential.backends.schnetpack_compat import load_pickled_model
+    from mlpotential.backends.schnetpack.compat import load_pickled_model
 
     ours = create_calculator(parse_settings({"Backend": "SchNetPack", "ParameterFile": str(model)}))
     from schnetpack.interfaces import SpkCalculator
@@ -95,25 +95,41 @@ def schnetpack_in_process(model: Path, repeats: int) -> list[dict]:
         def _load_model(self, model_file: str) -> torch.nn.Module:
             return load_pickled_model(model_file).to(torch.float64).eval()
 
-    stock = StockCalculator(str(model), neighbor_list=ASENeighborList(cutoff=ours.outline.cutoff), energy_unit="eV",
-                            position_unit="Ang")  # fmt: skip
+    stock = StockCalculator(
+        str(model), neighbor_list=ASENeighborList(cutoff=ours.outline.cutoff), energy_unit="eV", position_unit="Ang"
+    )
     rows = []
-    for name, atoms in (("Cu4Ag2", emt_minimum()), ("Cu-Ag 55", icosahedral_cluster(3)), ("Cu-Ag 147", icosahedral_cluster(4))):
+    for name, atoms in (
+        ("Cu4Ag2", emt_minimum()),
+        ("Cu-Ag 55", icosahedral_cluster(3)),
+        ("Cu-Ag 147", icosahedral_cluster(4)),
+    ):
         ours_time = median_seconds(energy_and_forces(ours, atoms), repeats)
         stock_time = median_seconds(energy_and_forces(stock, atoms), repeats)
-        rows.append({"backend": "SchNetPack", "system": name, "atoms": len(atoms), "ours_s": ours_time,
-                     "peer": "stock SpkCalculator", "peer_s": stock_time})  # fmt: skip
+        rows.append(
+            {
+                "backend": "SchNetPack",
+                "system": name,
+                "atoms": len(atoms),
+                "ours_s": ours_time,
+                "peer": "stock SpkCalculator",
+                "peer_s": stock_time,
+            }
+        )
     return rows
 
 
 def sgdml_in_process(model: Path, repeats: int) -> dict:
+    from mlpotential.backends.factory import create_calculator
     from mlpotential.backends.keywords import parse_settings
-    from mlpotential.backends.registry import create_calculator
-    from mlpotential.backends.sgdml_backend import read_model_file
-    from mlpotential.backends.sgdml_calculator import GDMLPredict  # sgdml, imported without its logging side effect
+    from mlpotential.backends.sgdml.calculator import (
+        GDMLPredict,  # sgdml, imported without its logging side effect
+    )
+    from mlpotential.backends.sgdml.factory import read_model_file
 
-    ours = create_calculator(parse_settings({"Backend": "sGDML", "ParameterFile": str(model), "MLEnergyUnit": "eV",
-                                             "NumThreads": "1"}))  # fmt: skip
+    ours = create_calculator(
+        parse_settings({"Backend": "sGDML", "ParameterFile": str(model), "MLEnergyUnit": "eV", "NumThreads": "1"})
+    )
     predictor = GDMLPredict(read_model_file(str(model)), max_processes=1)
     atoms = emt_minimum()
     positions = atoms.positions.reshape(1, -1)
@@ -128,9 +144,9 @@ def sgdml_in_process(model: Path, repeats: int) -> dict:
 
 
 def through_worker(keywords: dict[str, str], repeats: int) -> dict:
+    from mlpotential.backends.factory import create_calculator
     from mlpotential.backends.keywords import parse_settings
-    from mlpotential.backends.registry import create_calculator
-    from mlpotential.engine.pipe_engine import PipeEngine
+    from mlpotential.host.pipe_engine import PipeEngine
 
     atoms = displaced(emt_minimum(), np.random.default_rng(1))
     local = create_calculator(parse_settings(keywords))
@@ -171,20 +187,31 @@ def main(argv: list[str] | None = None) -> int:
         threads = str(args.threads)
         rows = schnetpack_in_process(spk_model, args.repeats)
         rows.append(sgdml_in_process(sgdml_model, args.repeats))
-        rows.append(through_worker({"Backend": "SchNetPack", "ParameterFile": str(spk_model), "NumThreads": threads},
-                                   args.repeats))  # fmt: skip
-        rows.append(through_worker({"Backend": "sGDML", "ParameterFile": str(sgdml_model), "MLEnergyUnit": "eV",
-                                    "NumThreads": threads}, args.repeats))  # fmt: skip
+        rows.append(
+            through_worker(
+                {"Backend": "SchNetPack", "ParameterFile": str(spk_model), "NumThreads": threads}, args.repeats
+            )
+        )
+        rows.append(
+            through_worker(
+                {"Backend": "sGDML", "ParameterFile": str(sgdml_model), "MLEnergyUnit": "eV", "NumThreads": threads},
+                args.repeats,
+            )
+        )
 
     print(f"energy + forces per geometry, median of {args.repeats}, {args.threads} thread(s)")
-    header = f"{'backend':<11} {'system':<10} {'atoms':>5}  {'ours ms':>8}  {'peer':<27} {'peer ms':>8}  {'ours/peer':>9}"
+    header = (
+        f"{'backend':<11} {'system':<10} {'atoms':>5}  {'ours ms':>8}  {'peer':<27} {'peer ms':>8}  {'ours/peer':>9}"
+    )
     print(header)
     print("-" * len(header))
     for row in rows:
         ratio = row["ours_s"] / row["peer_s"]
         row["ratio"] = ratio
-        print(f"{row['backend']:<11} {row['system']:<10} {row['atoms']:>5}  {row['ours_s'] * 1e3:>8.2f}  "
-              f"{row['peer']:<27} {row['peer_s'] * 1e3:>8.2f}  {ratio:>9.2f}")  # fmt: skip
+        print(
+            f"{row['backend']:<11} {row['system']:<10} {row['atoms']:>5}  {row['ours_s'] * 1e3:>8.2f}  "
+            f"{row['peer']:<27} {row['peer_s'] * 1e3:>8.2f}  {ratio:>9.2f}"
+        )
     for row in rows:
         if "worker_first_energy_s" in row:
             print(f"{row['backend']} worker: start to first energy {row['worker_first_energy_s']:.1f} s")

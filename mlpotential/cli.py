@@ -1,8 +1,8 @@
-"""The ``mlpotential`` command: one entry point, one module per subcommand.
+"""The ``mlpotential`` command: the subcommand table and the dispatch.
 
-Subcommand modules are imported only when chosen, so ``mlpotential worker``
-with the ASE backend never imports torch. Each module has
-``main(argv: list[str]) -> int``.
+Each subcommand lives in one module of :mod:`mlpotential.commands` with
+``main(argv: list[str]) -> int``. Modules are imported only when chosen, so
+``mlpotential worker`` with the ASE backend never imports torch.
 """
 
 from __future__ import annotations
@@ -10,20 +10,23 @@ from __future__ import annotations
 import importlib
 import sys
 
-SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "worker": ("mlpotential.engine.worker_cli", "serve an engine over call_pipe/reply_pipe in this directory"),
-    "client": ("mlpotential.engine.harness", "drive any AMS-compatible worker; --check runs the conformance suite"),
-    "run": ("mlpotential.engine.driver", "run an AMS-style job (SinglePoint, GeometryOptimization, MolecularDynamics)"),
-    "train": ("mlpotential.backends.hdnnp.train_cli", "train a native HDNNP model from a config file"),
-    "gpr": ("mlpotential.backends.gpr.cli", "GPR surrogate: train, test and augment from an aenet-gpr train.in"),
-    "install": ("mlpotential.installer.wizard", "the installation wizard: list, install, uninstall backends"),
+SUBCOMMANDS: dict[str, str] = {
+    "worker": "serve an engine over call_pipe/reply_pipe in this directory",
+    "client": "drive any AMS-compatible worker; --check runs the conformance suite",
+    "run": "run an AMS-style job (SinglePoint, GeometryOptimization, MolecularDynamics)",
+    "train": "train a native HDNNP model from a config file",
+    "gpr": "GPR surrogate: train, test and augment from an aenet-gpr train.in",
+    "install": "the installation wizard: list, install, uninstall backends",
 }
+"""Subcommand -> one-line description; the module is ``mlpotential.commands.<subcommand>``."""
 
 
 def _usage() -> str:
     width = max(map(len, SUBCOMMANDS))
-    rows = "\n".join(f"  {name:<{width}}  {text}" for name, (_, text) in SUBCOMMANDS.items())
-    return f"usage: mlpotential <command> [options]\n\ncommands:\n{rows}\n\n`mlpotential <command> --help` describes each."
+    rows = "\n".join(f"  {name:<{width}}  {text}" for name, text in SUBCOMMANDS.items())
+    return (
+        f"usage: mlpotential <command> [options]\n\ncommands:\n{rows}\n\n`mlpotential <command> --help` describes each."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,5 +43,5 @@ def main(argv: list[str] | None = None) -> int:
     if name not in SUBCOMMANDS:
         print(f"mlpotential: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(SUBCOMMANDS[name][0])
+    module = importlib.import_module(f"mlpotential.commands.{name}")
     return module.main(argv[1:])

@@ -31,8 +31,13 @@ from ase.io import write
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mlpotential.backends.hdnnp.config import DescriptorSettings, LossSettings, Stage, TrainingConfig  # noqa: E402
-from mlpotential.backends.hdnnp.data import DataSource  # noqa: E402
+from mlpotential.atomistic.structures import DataSource  # noqa: E402
+from mlpotential.backends.hdnnp.config import (  # noqa: E402
+    DescriptorSettings,
+    LossSettings,
+    Stage,
+    TrainingConfig,
+)
 from mlpotential.backends.hdnnp.network import NetworkShape  # noqa: E402
 from mlpotential.backends.hdnnp.training import train  # noqa: E402
 
@@ -126,9 +131,7 @@ def training_config(data_file: Path, args: argparse.Namespace, workdir: Path) ->
         descriptor=DescriptorSettings(elements=("Cu",), cutoff=args.cutoff),
         network=NetworkShape(hidden=(10, 10), activation="tanh"),
         loss=LossSettings(energy_weight=1.0, force_weight=args.force_weight),
-        stages=(
-            Stage(optimizer="adam", epochs=args.epochs, learning_rate=5e-3, batch_size=16, plateau_patience=40),
-        ),
+        stages=(Stage(optimizer="adam", epochs=args.epochs, learning_rate=5e-3, batch_size=16, plateau_patience=40),),
         early_stopping_patience=150,
         threads=args.threads,
         progress=not args.quiet,
@@ -171,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
         "atoms": int(sum(len(a) for a in structures)),
         "generation_seconds": generated,
         "training": result.report,
-        "model": str(Path(args.output).resolve().relative_to(REPO)) if Path(args.output).resolve().is_relative_to(REPO) else args.output,
+        "model": str(Path(args.output).resolve().relative_to(REPO))
+        if Path(args.output).resolve().is_relative_to(REPO)
+        else args.output,
     }
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)

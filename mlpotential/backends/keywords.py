@@ -3,7 +3,7 @@ value is checked.
 
 Keyword names and enumerated values are case-insensitive, as in AMS input;
 :class:`EngineSettings` holds their canonical spellings. A bad value raises
-:class:`~mlpotential.backends.errors.KeywordError` naming the keyword, the
+:class:`~mlpotential.errors.KeywordError` naming the keyword, the
 value and what is allowed.
 """
 
@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlpotential.backends.errors import KeywordError
 from mlpotential.backends.registry import BACKENDS, CUSTOM, BackendSpec
-from mlpotential.backends.units import DISTANCE_UNITS_ANGSTROM, ENERGY_UNITS_EV, ModelUnits
+from mlpotential.errors import KeywordError
+from mlpotential.names import canonical_name
+from mlpotential.units import DISTANCE_UNIT_TO_ANGSTROM, ENERGY_UNIT_TO_EV, ModelUnits
 
 AUTO = "Auto"
 DEFAULT_BACKEND = "TorchANI"
@@ -27,12 +28,32 @@ KEYWORDS: dict[str, str] = {
     "Model": "a built-in model of the backend, or Custom (your own ParameterFile/ParameterDir)",
     "ParameterFile": "path of the trained model file (Custom models)",
     "ParameterDir": "path of the trained model directory (Custom models, TorchANI parameters)",
-    "MLEnergyUnit": "energy unit the model outputs: " + ", ".join((AUTO, *ENERGY_UNITS_EV)),
-    "MLDistanceUnit": "distance unit the model expects: " + ", ".join((AUTO, *DISTANCE_UNITS_ANGSTROM)),
+    "MLEnergyUnit": "energy unit the model outputs: " + ", ".join((AUTO, *ENERGY_UNIT_TO_EV)),
+    "MLDistanceUnit": "distance unit the model expects: " + ", ".join((AUTO, *DISTANCE_UNIT_TO_ANGSTROM)),
     "Device": "where the backend runs: empty (the framework decides), cpu, cuda, cuda:N",
     "NumThreads": "number of threads for the worker (a positive integer)",
 }
 """Every engine keyword with a one-line description (canonical spelling)."""
+
+PATH_KEYWORDS = ("ParameterFile", "ParameterDir")
+"""The keywords whose values are paths (relative paths resolve against the host's directory)."""
+
+
+def option_name(keyword: str) -> str:
+    """The ``mlpotential worker`` option of an engine keyword, derived from its
+    spelling: ParameterFile -> ``--parameter-file``, MLEnergyUnit ->
+    ``--ml-energy-unit``."""
+    return "--" + re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "-", keyword).lower()
+
+
+def keyword_options(keywords: Mapping[str, str]) -> list[str]:
+    """``mlpotential worker`` options for engine keywords (names in any case);
+    :class:`KeywordError` for an unknown keyword."""
+    options: list[str] = []
+    for name, value in keywords.items():
+        options += [option_name(canonical_keyword(name)), value]
+    return options
+
 
 _DEVICE_PATTERN = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
@@ -84,33 +105,28 @@ class EngineSettings:
 
 
 def _choose(keyword: str, value: str, allowed: tuple[str, ...] | list[str]) -> str:
-    for candidate in allowed:
-        if candidate.lower() == value.lower():
-            return candidate
-    raise KeywordError(
-        keyword, f"{keyword} {value!r} is not allowed; allowed values: {', '.join(allowed)}"
-    )
+    chosen = canonical_name(value, allowed)
+    if chosen is not None:
+        return chosen
+    raise KeywordError(keyword, f"{keyword} {value!r} is not allowed; allowed values: {', '.join(allowed)}")
 
 
-def _canonical_keyword(name: str) -> str:
-    for keyword in KEYWORDS:
-        if keyword.lower() == name.lower():
-            return keyword
-    raise KeywordError(
-        name, f"unknown engine keyword {name!r}; known keywords: {', '.join(KEYWORDS)}"
-    )
+def canonical_keyword(name: str) -> str:
+    """The canonical spelling of an engine keyword given in any case;
+    :class:`KeywordError` for an unknown one, listing the known keywords."""
+    keyword = canonical_name(name, KEYWORDS)
+    if keyword is not None:
+        return keyword
+    raise KeywordError(name, f"unknown engine keyword {name!r}; known keywords: {', '.join(KEYWORDS)}")
 
 
 def _backend_for_model(model: str) -> str:
     for spec in BACKENDS.values():
-        for built_in in spec.models:
-            if built_in != CUSTOM and built_in.lower() == model.lower():
-                return spec.name
-    if model.lower() == CUSTOM.lower():
-        raise KeywordError(
-            "Backend", f"Model {CUSTOM} needs a Backend; choose one of: {', '.join(BACKENDS)}"
-        )
-    built_ins = [m for spec in BACKENDS.values() for m in spec.models if m != CUSTOM]
+        if canonical_name(model, spec.built_in_models) is not None:
+            return spec.name
+    if canonical_name(model, (CUSTOM,)) is not None:
+        raise KeywordError("Backend", f"Model {CUSTOM} needs a Backend; choose one of: {', '.join(BACKENDS)}")
+    built_ins = [model for spec in BACKENDS.values() for model in spec.built_in_models]
     raise KeywordError(
         "Model",
         f"Model {model!r} is not a built-in model of any backend; built-in models: "
@@ -150,7 +166,7 @@ def parse_settings(keywords: Mapping[str, str | int | None]) -> EngineSettings:
     for name, value in keywords.items():
         if value is None:
             continue
-        given[_canonical_keyword(name)] = str(value).strip()
+        given[canonical_keyword(name)] = str(value).strip()
 
     if "Backend" in given:
         backend = _choose("Backend", given["Backend"], list(BACKENDS))
@@ -187,21 +203,15 @@ def parse_settings(keywords: Mapping[str, str | int | None]) -> EngineSettings:
         if value is None:
             continue
         if keyword not in accepted:
-            raise KeywordError(
-                keyword, f"{keyword} is not used by Backend {backend} with Model {model}"
-            )
+            raise KeywordError(keyword, f"{keyword} is not used by Backend {backend} with Model {model}")
         _check_path(keyword, value, want_dir=keyword == "ParameterDir")
 
-    energy_unit = _choose("MLEnergyUnit", given.get("MLEnergyUnit") or AUTO, (AUTO, *ENERGY_UNITS_EV))
-    distance_unit = _choose(
-        "MLDistanceUnit", given.get("MLDistanceUnit") or AUTO, (AUTO, *DISTANCE_UNITS_ANGSTROM)
-    )
+    energy_unit = _choose("MLEnergyUnit", given.get("MLEnergyUnit") or AUTO, (AUTO, *ENERGY_UNIT_TO_EV))
+    distance_unit = _choose("MLDistanceUnit", given.get("MLDistanceUnit") or AUTO, (AUTO, *DISTANCE_UNIT_TO_ANGSTROM))
 
     device = given.get("Device", "").lower()
     if device and not _DEVICE_PATTERN.match(device):
-        raise KeywordError(
-            "Device", f"Device {given['Device']!r} is not allowed; use empty, cpu, cuda or cuda:N"
-        )
+        raise KeywordError("Device", f"Device {given['Device']!r} is not allowed; use empty, cpu, cuda or cuda:N")
 
     return EngineSettings(
         backend=backend,

@@ -1,6 +1,7 @@
-"""The backend registry: which backends exist, what each accepts, and how a
-validated :class:`~mlpotential.backends.keywords.EngineSettings` becomes an
-ASE calculator.
+"""The backend registry: which backends exist and every fact about each (one
+:class:`BackendSpec` record per backend). Keyword validation
+(:mod:`.keywords`), the calculator factory (:mod:`.factory`) and the installer
+read it; nothing else holds a fact about a backend.
 
 Backend modules are imported only when a calculator is built, so listing the
 backends (the installer, ``--help``, keyword validation) needs none of their
@@ -15,17 +16,9 @@ also fill ``results["energy_std"]`` (eV) on every calculation, and
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from mlpotential.backends.errors import BackendUnavailableError, EngineSetupError
-from mlpotential.backends.units import ModelUnits
-
-if TYPE_CHECKING:
-    from ase.calculators.calculator import Calculator
-
-    from mlpotential.backends.keywords import EngineSettings
+from mlpotential.units import ModelUnits
 
 CUSTOM = "Custom"
 
@@ -59,6 +52,11 @@ class BackendSpec:
     def default_model(self) -> str:
         return self.models[0]
 
+    @property
+    def built_in_models(self) -> tuple[str, ...]:
+        """The Model values that name a model shipped or downloaded, not ``Custom``."""
+        return tuple(model for model in self.models if model != CUSTOM)
+
 
 BACKENDS: dict[str, BackendSpec] = {
     spec.name: spec
@@ -67,7 +65,7 @@ BACKENDS: dict[str, BackendSpec] = {
             name="TorchANI",
             models=("ANI-2x", "ANI-1ccx", "ANI-1x", CUSTOM),
             parameter="ParameterFile",
-            factory="mlpotential.backends.torchani_backend:create_calculator",
+            factory="mlpotential.backends.torchani.factory:create_calculator",
             default_units=ModelUnits("Hartree", "angstrom"),
             libraries=("torchani",),
             install_name="torchani",
@@ -78,7 +76,7 @@ BACKENDS: dict[str, BackendSpec] = {
             name="SchNetPack",
             models=(CUSTOM,),
             parameter="ParameterFile",
-            factory="mlpotential.backends.schnetpack_backend:create_calculator",
+            factory="mlpotential.backends.schnetpack.factory:create_calculator",
             default_units=ModelUnits("eV", "angstrom"),
             libraries=("schnetpack",),
             install_name="schnetpack",
@@ -88,7 +86,7 @@ BACKENDS: dict[str, BackendSpec] = {
             name="sGDML",
             models=(CUSTOM,),
             parameter="ParameterFile",
-            factory="mlpotential.backends.sgdml_backend:create_calculator",
+            factory="mlpotential.backends.sgdml.factory:create_calculator",
             default_units=ModelUnits("kcal/mol", "angstrom"),
             libraries=("sgdml",),
             install_name="sgdml",
@@ -98,7 +96,7 @@ BACKENDS: dict[str, BackendSpec] = {
             name="PiNN",
             models=(CUSTOM,),
             parameter="ParameterDir",
-            factory="mlpotential.backends.pinn:create_calculator",
+            factory="mlpotential.backends.pinn.factory:create_calculator",
             default_units=ModelUnits("eV", "angstrom"),
             install_name="pinn",
             description="PiNN model directories (PiNet, BPNN), evaluated in PyTorch",
@@ -107,7 +105,7 @@ BACKENDS: dict[str, BackendSpec] = {
             name="HDNNP",
             models=(CUSTOM, "Cu-EMT"),
             parameter="ParameterFile",
-            factory="mlpotential.backends.hdnnp:create_calculator",
+            factory="mlpotential.backends.hdnnp.factory:create_calculator",
             default_units=ModelUnits("eV", "angstrom"),
             install_name="hdnnp",
             description="native Behler-Parrinello networks (mlpotential train); Cu-EMT is the shipped demo model",
@@ -116,7 +114,7 @@ BACKENDS: dict[str, BackendSpec] = {
             name="GPR",
             models=(CUSTOM,),
             parameter="ParameterFile",
-            factory="mlpotential.backends.gpr:create_calculator",
+            factory="mlpotential.backends.gpr.factory:create_calculator",
             default_units=ModelUnits("eV", "angstrom"),
             libraries=("safetensors",),
             install_name="gpr",
@@ -126,7 +124,7 @@ BACKENDS: dict[str, BackendSpec] = {
             name="ASE",
             models=("EMT", "LennardJones"),
             parameter=None,
-            factory="mlpotential.backends.ase_backend:create_calculator",
+            factory="mlpotential.backends.ase.factory:create_calculator",
             default_units=ModelUnits("eV", "angstrom"),
             install_name="ase",
             description="ASE's own EMT and Lennard-Jones (checks an installation, tests the pipe)",
@@ -138,36 +136,3 @@ BACKENDS: dict[str, BackendSpec] = {
 def install_hint(spec: BackendSpec) -> str:
     """The command that installs what ``spec`` needs."""
     return f"mlpotential install {spec.install_name or spec.name.lower()}"
-
-
-def create_calculator(settings: EngineSettings) -> Calculator:
-    """Build the ASE calculator that ``settings`` (already validated) describe.
-
-    Raises :class:`BackendUnavailableError` when the backend's library cannot
-    be imported (naming the install command) and lets the backend's own
-    :class:`~mlpotential.backends.errors.EngineSetupError` through.
-    """
-    spec = BACKENDS[settings.backend]
-    module_name, function_name = spec.factory.split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        if exc.name == module_name:
-            raise BackendUnavailableError(
-                "Backend", f"Backend {spec.name} is not part of this installation of mlpotential ({exc})"
-            ) from exc
-        raise BackendUnavailableError(
-            "Backend",
-            f"Backend {spec.name} needs {exc.name or 'a library'} which cannot be imported "
-            f"({exc}). Install it with: {install_hint(spec)}",
-        ) from exc
-    try:
-        return getattr(module, function_name)(settings)
-    except EngineSetupError:
-        raise
-    except ImportError as exc:
-        raise BackendUnavailableError(
-            "Backend",
-            f"Backend {spec.name} could not import {exc.name or 'a library'} ({exc}). "
-            f"Install it with: {install_hint(spec)}",
-        ) from exc

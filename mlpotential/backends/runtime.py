@@ -10,7 +10,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from mlpotential.backends.errors import BackendUnavailableError
+from mlpotential.errors import BackendUnavailableError
 
 if TYPE_CHECKING:
     import torch

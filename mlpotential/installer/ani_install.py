@@ -12,12 +12,13 @@ import shutil
 import tarfile
 import tempfile
 import zipfile
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlpotential.backends import ani_parameters, user_config
+from mlpotential.backends import user_config
+from mlpotential.backends.torchani import parameters as ani_parameters
 
 FOLDER_NAME = "ani-parameters"
 _ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
@@ -60,8 +61,7 @@ def opened_source(path: Path) -> Iterator[Path]:
         raise AniParameterError(f"--ani-parameters {str(path)!r} does not exist")
     if not is_archive(path):
         raise AniParameterError(
-            f"--ani-parameters {str(path)!r} is neither a folder nor an archive "
-            f"({', '.join(_ARCHIVE_SUFFIXES)})"
+            f"--ani-parameters {str(path)!r} is neither a folder nor an archive ({', '.join(_ARCHIVE_SUFFIXES)})"
         )
     with tempfile.TemporaryDirectory(prefix="mlpotential-ani-") as folder:
         _unpack(path, Path(folder))

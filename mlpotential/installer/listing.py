@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from mlpotential.backends import ani_parameters
 from mlpotential.backends.registry import install_hint
+from mlpotential.backends.torchani import parameters as ani_parameters
 from mlpotential.installer.environment import installed_distributions
 from mlpotential.installer.plans import BackendPackages, install_argument
 from mlpotential.installer.probes import CHECKS
@@ -45,7 +45,11 @@ class Listing:
 
     def to_json(self) -> str:
         return json.dumps(
-            {"backends": [asdict(row) for row in self.backends], "torch": self.torch, "ani_parameters": self.ani_parameters},
+            {
+                "backends": [asdict(row) for row in self.backends],
+                "torch": self.torch,
+                "ani_parameters": self.ani_parameters,
+            },
             indent=2,
         )
 
@@ -56,7 +60,9 @@ def run_probe(name: str, timeout_s: float = PROBE_TIMEOUT_S) -> dict[str, Any]:
     environment = {**os.environ, "TORCHANI_NO_WARN_EXTENSIONS": "1", "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "mlpotential.installer.probes", name]
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=environment, check=False)
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout_s, env=environment, check=False
+        )
     except subprocess.TimeoutExpired:
         return {"ok": False, "detail": f"the check did not finish in {timeout_s:.0f} s"}
     lines = result.stdout.strip().splitlines()
@@ -124,7 +130,14 @@ def format_table(listing: Listing, packages: list[BackendPackages]) -> str:
     for row, package in zip(listing.backends, packages):
         works = "-" if row.works is None else ("yes" if row.works else "no")
         table.append(
-            (row.backend, row.install, "yes" if row.installed else "no", works, _shown_versions(row, package), row.detail)
+            (
+                row.backend,
+                row.install,
+                "yes" if row.installed else "no",
+                works,
+                _shown_versions(row, package),
+                row.detail,
+            )
         )
     widths = [max(len(cells[i]) for cells in table) for i in range(len(header) - 1)]
     for cells in table:

@@ -83,9 +83,7 @@ class PipRunner:
         return Preview(command, changes)
 
     def _capture(self, arguments: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [self.python, "-m", "pip", *arguments], capture_output=True, text=True, check=False
-        )
+        result = subprocess.run([self.python, "-m", "pip", *arguments], capture_output=True, text=True, check=False)
         if check and result.returncode != 0:
             raise PipError(f"pip {' '.join(arguments)} failed: {_tail(result.stderr)}")
         return result
@@ -131,8 +129,12 @@ def _restore(before: dict[str, str], runner: PipRunner, constraints: Path | None
     if changed:
         print("Putting back the versions this plan changed:", file=runner.out)
         pinned = ("-c", str(constraints)) if constraints else ()
-        runner.run(PipCommand(("install", *pinned, "--no-deps", *(f"{name}=={before[name]}" for name in changed)), "undo"))
+        runner.run(
+            PipCommand(("install", *pinned, "--no-deps", *(f"{name}=={before[name]}" for name in changed)), "undo")
+        )
     final = runner.distributions()
-    differences = [f"{name} {before[name]} (now {final.get(name, 'absent')})" for name in before if final.get(name) != before[name]]
+    differences = [
+        f"{name} {before[name]} (now {final.get(name, 'absent')})" for name in before if final.get(name) != before[name]
+    ]
     differences += [f"{name} {final[name]} (was absent)" for name in sorted(set(final) - set(before))]
     return differences

@@ -22,7 +22,10 @@ from pathlib import Path
 
 from mlpotential.backends.registry import BACKENDS, BackendSpec
 from mlpotential.installer.environment import TorchBuild
-from mlpotential.installer.project_requirements import ProjectRequirements, requirement_name
+from mlpotential.installer.project_requirements import (
+    ProjectRequirements,
+    requirement_name,
+)
 
 RECOMMENDED_TORCH = "2.13.0"
 """The torch version installed when none is (the version the project is tested with)."""
@@ -156,9 +159,7 @@ def install_plan(
         commands.extend(torch_command)
         notes.extend(torch_note)
     if packages.requirements:
-        commands.append(
-            PipCommand(("install", *pinned, *packages.requirements), f"what Backend {name} needs")
-        )
+        commands.append(PipCommand(("install", *pinned, *packages.requirements), f"what Backend {name} needs"))
     if packages.without_dependencies:
         commands.append(
             PipCommand(
@@ -185,7 +186,13 @@ def _torch_command(
     replacing = f", replacing torch {torch.version}" if torch else ""
     return [
         PipCommand(
-            ("install", *pinned, f"torch=={version}+{variant}", "--extra-index-url", f"{PYTORCH_WHEEL_INDEX}/{variant}"),
+            (
+                "install",
+                *pinned,
+                f"torch=={version}+{variant}",
+                "--extra-index-url",
+                f"{PYTORCH_WHEEL_INDEX}/{variant}",
+            ),
             f"the {build} build of torch {version}{replacing}",
         )
     ], []
@@ -210,7 +217,9 @@ def uninstall_plan(packages: BackendPackages, installed: dict[str, str]) -> Plan
         return Plan(name, (), (f"nothing to uninstall for Backend {name}: {why}",))
     present = tuple(dist for dist in packages.removable if dist in installed)
     if not present:
-        return Plan(name, (), (f"nothing to uninstall for Backend {name}: {', '.join(packages.removable)} not installed",))
+        return Plan(
+            name, (), (f"nothing to uninstall for Backend {name}: {', '.join(packages.removable)} not installed",)
+        )
     kept = [dist for dist in packages.distributions if dist not in present]
     notes = (f"its dependencies stay installed (other packages may use them): {', '.join(kept)}",) if kept else ()
     return Plan(name, (PipCommand(("uninstall", "-y", *present), f"Backend {name}'s library"),), notes)

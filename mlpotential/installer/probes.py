@@ -39,8 +39,8 @@ def _require_finite(name: str, *values: Any) -> None:
 
 
 def _our_calculator(keywords: dict[str, str]):
+    from mlpotential.backends.factory import create_calculator
     from mlpotential.backends.keywords import parse_settings
-    from mlpotential.backends.registry import create_calculator
 
     return create_calculator(parse_settings(keywords))
 
@@ -150,7 +150,7 @@ def check_schnetpack() -> str:
     imported with our SchNetPack backend's compatibility shim."""
     import torch
 
-    from mlpotential.backends.schnetpack_compat import import_schnetpack
+    from mlpotential.backends.schnetpack.compat import import_schnetpack
 
     spk = import_schnetpack()
     from schnetpack.transform import MatScipyNeighborList
@@ -210,9 +210,11 @@ def check_hdnnp() -> str:
     _require_module("mlpotential.backends.hdnnp.network")
     import torch
 
+    from mlpotential.atomistic.symmetry_function_parameters import (
+        SymmetryFunctionParameters,
+    )
     from mlpotential.backends.hdnnp.model_file import save_model
     from mlpotential.backends.hdnnp.network import HDNNPModel, NetworkShape
-    from mlpotential.backends.hdnnp.parameters import SymmetryFunctionParameters
 
     torch.manual_seed(0)
     model = HDNNPModel(SymmetryFunctionParameters.default(["Cu"], cutoff=4.0), NetworkShape((4,)))
@@ -274,7 +276,8 @@ def check_pinn() -> str:
     backend's ASE calculator on a slightly distorted water molecule: every
     force component must be the slope of the energy."""
     _require_module("mlpotential.backends.pinn.random_model")
-    from mlpotential.backends.pinn import PinnCalculator, random_pinet_potential
+    from mlpotential.backends.pinn.calculator import PinnCalculator
+    from mlpotential.backends.pinn.random_model import random_pinet_potential
 
     atoms = _water()
     atoms.rattle(0.05, seed=1)  # no component of the forces is zero by symmetry

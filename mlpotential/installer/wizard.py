@@ -1,17 +1,13 @@
-"""``mlpotential install``: the installation wizard.
+"""The installation wizard's actions: list the backends, install or remove
+one, copy ANI parameter files. The command line (``mlpotential install``) is
+:mod:`mlpotential.commands.install`.
 
-    mlpotential install --list [BACKEND ...] [--json]
-    mlpotential install BACKEND [--cpu | --cuda [TAG]] [--dry-run] [--yes]
-    mlpotential install --uninstall BACKEND [--dry-run] [--yes]
-    mlpotential install --ani-parameters PATH [--dry-run]
-
-Exit status: 0 done (or nothing to do), 1 a check or pip failed or the user
-declined, 2 bad usage or no terminal to ask on without ``--yes``.
+Each action returns the process exit status: 0 done (or nothing to do), 1 a
+check or pip failed or the user declined.
 """
 
 from __future__ import annotations
 
-import argparse
 import platform
 import sys
 import tempfile
@@ -19,12 +15,11 @@ from pathlib import Path
 
 from mlpotential.backends.registry import BACKENDS, install_hint
 from mlpotential.installer import listing
-from mlpotential.installer.ani_install import AniParameterError, install_ani_parameters
-from mlpotential.installer.confirmation import NoTerminal, ask, must_ask
+from mlpotential.installer.ani_install import install_ani_parameters
+from mlpotential.installer.confirmation import ask, must_ask
 from mlpotential.installer.environment import installed_distributions, torch_build
 from mlpotential.installer.pip_runner import PipRunner, apply_plan, preview_plan
 from mlpotential.installer.plans import (
-    DEFAULT_CUDA_TAG,
     BackendPackages,
     Plan,
     backend_packages,
@@ -37,74 +32,13 @@ from mlpotential.installer.plans import (
 from mlpotential.installer.project_requirements import project_requirements
 
 EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 
-def build_parser() -> argparse.ArgumentParser:
-    names = ", ".join(install_argument(spec) for spec in BACKENDS.values())
-    parser = argparse.ArgumentParser(
-        prog="mlpotential install",
-        description=(
-            "Install, check and remove what each backend needs, with pip run by this Python "
-            f"({sys.executable}). Backends: {names}."
-        ),
-    )
-    parser.add_argument("backends", nargs="*", metavar="BACKEND", help="the backend to install (with --list: to show)")
-    action = parser.add_mutually_exclusive_group()
-    action.add_argument("--list", action="store_true", help="show every backend: installed, versions, works")
-    action.add_argument("--uninstall", metavar="BACKEND", help="remove a backend's library")
-    action.add_argument(
-        "--ani-parameters", metavar="PATH", type=Path,
-        help="folder or archive of NeuroChem files (ANI-1x, ANI-1ccx, ANI-2x) to copy into the data directory",
-    )
-    build = parser.add_mutually_exclusive_group()
-    build.add_argument("--cpu", action="store_true", help="install (or switch to) the CPU build of torch")
-    build.add_argument(
-        "--cuda", nargs="?", const=DEFAULT_CUDA_TAG, metavar="TAG",
-        help=f"install (or switch to) a CUDA build of torch (default tag {DEFAULT_CUDA_TAG})",
-    )
-    parser.add_argument("--dry-run", action="store_true", help="print what would be done and change nothing")
-    parser.add_argument("-y", "--yes", action="store_true", help="do not ask before changing the environment")
-    parser.add_argument("--json", action="store_true", help="with --list: machine-readable output")
-    return parser
-
-
-def main(argv: list[str]) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    torch_variant = "cpu" if args.cpu else args.cuda
-    if args.json and not args.list:
-        parser.error("--json goes with --list")
-    if torch_variant and (args.list or args.uninstall or args.ani_parameters):
-        parser.error("--cpu and --cuda go with installing a backend")
-    if (args.uninstall or args.ani_parameters) and args.backends:
-        parser.error("give either a backend to install, --uninstall BACKEND or --ani-parameters PATH")
-    if not (args.list or args.uninstall or args.ani_parameters) and len(args.backends) != 1:
-        parser.error("give one backend to install (or --list, --uninstall BACKEND, --ani-parameters PATH)")
-    try:
-        if args.list:
-            return _list(args.backends, args.json)
-        if args.ani_parameters:
-            return _ani_parameters(args.ani_parameters, args.dry_run)
-        if args.uninstall:
-            return _uninstall(_packages(args.uninstall), args.dry_run, args.yes)
-        return _install(_packages(args.backends[0]), torch_variant, args.dry_run, args.yes)
-    except AniParameterError as exc:
-        print(f"mlpotential install: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except (NoTerminal, ValueError) as exc:
-        print(f"mlpotential install: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (RuntimeError, OSError) as exc:  # PipError, a missing requirement list, a failed copy
-        print(f"mlpotential install: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-
-
-def _packages(name: str) -> BackendPackages:
+def backend_packages_named(name: str) -> BackendPackages:
     return backend_packages(find_backend(name), project_requirements())
 
 
-def _list(names: list[str], as_json: bool) -> int:
+def list_backends(names: list[str], as_json: bool) -> int:
     project = project_requirements()
     specs = [find_backend(name) for name in names] if names else list(BACKENDS.values())
     packages = [backend_packages(spec, project) for spec in specs]
@@ -127,10 +61,13 @@ def _show_plan(plan: Plan, runner: PipRunner, constraints: list[str] | None = No
         runner.show(command)
 
 
-def _install(packages: BackendPackages, torch_variant: str | None, dry_run: bool, yes: bool) -> int:
+def install_backend(packages: BackendPackages, torch_variant: str | None, dry_run: bool, yes: bool) -> int:
     runner = PipRunner()
     name = packages.spec.name
-    print(f"Backend {name}: installing into the Python environment of {sys.executable} (Python {platform.python_version()})")
+    print(
+        f"Backend {name}: installing into the Python environment of {sys.executable} "
+        f"(Python {platform.python_version()})"
+    )
     torch = torch_build()
     lines = constraint_lines(torch, project_requirements())
     with tempfile.TemporaryDirectory(prefix="mlpotential-install-") as folder:
@@ -157,11 +94,14 @@ def _install(packages: BackendPackages, torch_variant: str | None, dry_run: bool
             print("Nothing was changed.")
             return EXIT_FAILED
         apply_plan(plan, runner, constraints)
-    print(f"Backend {name} is installed. Check that it works with: mlpotential install --list {install_argument(packages.spec)}")
+    print(
+        f"Backend {name} is installed. Check that it works with: "
+        f"mlpotential install --list {install_argument(packages.spec)}"
+    )
     return 0
 
 
-def _uninstall(packages: BackendPackages, dry_run: bool, yes: bool) -> int:
+def uninstall_backend(packages: BackendPackages, dry_run: bool, yes: bool) -> int:
     runner = PipRunner()
     name = packages.spec.name
     print(f"Backend {name}: uninstalling from the Python environment of {sys.executable}")
@@ -180,7 +120,7 @@ def _uninstall(packages: BackendPackages, dry_run: bool, yes: bool) -> int:
     return 0
 
 
-def _ani_parameters(path: Path, dry_run: bool) -> int:
+def install_ani(path: Path, dry_run: bool) -> int:
     result = install_ani_parameters(path, dry_run=dry_run)
     size = f"{len(result.files)} files, {result.total_bytes / 1e6:.1f} MB"
     if dry_run:

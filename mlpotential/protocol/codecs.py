@@ -35,6 +35,4 @@ def detect_codec(payload: bytes) -> Codec:
         return UBJSON
     if 0x80 <= first <= 0x8F or first in (0xDE, 0xDF):
         return MSGPACK
-    raise DecodeError(
-        f"payload starts with byte 0x{first:02x}: neither a UBJSON object ('{{') nor a msgpack map"
-    )
+    raise DecodeError(f"payload starts with byte 0x{first:02x}: neither a UBJSON object ('{{') nor a msgpack map")

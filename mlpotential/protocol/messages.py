@@ -183,7 +183,7 @@ def encode_return(reply: Return) -> dict[str, Any]:
 def _split_message(message: Any) -> tuple[str, dict[str, Any]]:
     if not isinstance(message, dict) or len(message) != 1:
         raise DecodeError("a message must be an object with exactly one key, the message name")
-    (name, arguments), = message.items()
+    ((name, arguments),) = message.items()
     if not isinstance(arguments, dict):
         raise ProtocolError(Status.INVALID_ARGUMENT, f"the arguments of {name} must be an object", name)
     return name, arguments
@@ -290,17 +290,29 @@ and a per-item isinstance loop cost 0.4 ms for 1000 atoms' coordinates."""
 
 
 _SET_SYSTEM_ARGUMENTS = (
-    "atomSymbols", "atomSymbols_dim_", "coords", "coords_dim_", "latticeVectors", "latticeVectors_dim_",
-    "totalCharge", "bonds", "bonds_dim_", "bondOrders", "bondOrders_dim_", "atomicInfo", "atomicInfo_dim_",
-)  # fmt: skip
+    "atomSymbols",
+    "atomSymbols_dim_",
+    "coords",
+    "coords_dim_",
+    "latticeVectors",
+    "latticeVectors_dim_",
+    "totalCharge",
+    "bonds",
+    "bonds_dim_",
+    "bondOrders",
+    "bondOrders_dim_",
+    "atomicInfo",
+    "atomicInfo_dim_",
+)
 
 
 def _set_system(args: _Arguments) -> SetSystem:
     args.check_known(_SET_SYSTEM_ARGUMENTS)
     symbols = args.strings("atomSymbols")
     if not symbols:
-        raise ProtocolError(Status.LOGIC_ERROR, "SetSystem has no atoms (atomSymbols is missing or empty)",
-                            "SetSystem", "atomSymbols")  # fmt: skip
+        raise ProtocolError(
+            Status.LOGIC_ERROR, "SetSystem has no atoms (atomSymbols is missing or empty)", "SetSystem", "atomSymbols"
+        )
     coords = args.array("coords", float, columns=3)
     if coords is None or len(coords) != len(symbols):
         raise args.invalid("coords", f"coords must hold 3 values for each of the {len(symbols)} atoms")
@@ -339,8 +351,12 @@ def _solve(args: _Arguments) -> Solve:
         if name in REQUEST_FLAGS:
             flags[name] = request_args.boolean(name)
         elif raw_request[name] is not False:
-            raise ProtocolError(Status.UNKNOWN_ARGUMENT, f"unknown request field {name!r}; known: "
-                                f"{', '.join(REQUEST_FLAGS)}", "Solve", name)  # fmt: skip
+            raise ProtocolError(
+                Status.UNKNOWN_ARGUMENT,
+                f"unknown request field {name!r}; known: {', '.join(REQUEST_FLAGS)}",
+                "Solve",
+                name,
+            )
     return Solve(SolveRequest(title=title, **flags), args.boolean("keepResults"), args.string("prevTitle"))
 
 
@@ -389,8 +405,12 @@ def decode_reply(message: Any) -> Results | Return:
             status = Status(int(arguments.get("status", -1)))
         except ValueError:
             raise DecodeError(f"return carries an unknown status {arguments.get('status')!r}") from None
-        return Return(status, str(arguments.get("method", "")), str(arguments.get("argument", "")),
-                      str(arguments.get("message", "")))  # fmt: skip
+        return Return(
+            status,
+            str(arguments.get("method", "")),
+            str(arguments.get("argument", "")),
+            str(arguments.get("message", "")),
+        )
     if name == "results":
         if "energy" not in arguments:
             raise DecodeError("results without energy")

@@ -32,9 +32,10 @@ _INT_TYPES = (  # marker, struct format, numpy big-endian dtype, min, max
     (b"L", ">q", ">i8", -(2**63), 2**63 - 1),
 )
 _INT_PACKERS = tuple((marker, struct.Struct(fmt).pack, low, high) for marker, fmt, _, low, high in _INT_TYPES)
-_NUMERIC = {
-    ord(marker): (struct.Struct(fmt), np.dtype(dtype)) for marker, fmt, dtype, _, _ in _INT_TYPES
-} | {ord("d"): (struct.Struct(">f"), np.dtype(">f4")), ord("D"): (struct.Struct(">d"), np.dtype(">f8"))}
+_NUMERIC = {ord(marker): (struct.Struct(fmt), np.dtype(dtype)) for marker, fmt, dtype, _, _ in _INT_TYPES} | {
+    ord("d"): (struct.Struct(">f"), np.dtype(">f4")),
+    ord("D"): (struct.Struct(">d"), np.dtype(">f8")),
+}
 _PACK_DOUBLE = struct.Struct(">d").pack
 
 

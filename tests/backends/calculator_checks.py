@@ -10,7 +10,7 @@ import pytest
 from ase import Atoms, units
 from ase.calculators.calculator import Calculator
 
-from mlpotential.backends.errors import KeywordError
+from mlpotential.errors import KeywordError
 
 
 def evaluate(calculator: Calculator, atoms: Atoms) -> tuple[float, np.ndarray]:

@@ -67,8 +67,9 @@ class TrainedModel:
 def sgdml_dataset(samples: list[Atoms], energy_factor: float = 1.0, energy_unit: str = "eV") -> dict[str, np.ndarray]:
     """An sGDML dataset (``type 'd'``) of ``samples``; energies and forces in
     eV times ``energy_factor``, recorded as ``energy_unit``."""
-    import mlpotential.backends.sgdml_calculator  # noqa: F401  (imports sgdml without its logging side effect)
     from sgdml.utils.io import dataset_md5
+
+    import mlpotential.backends.sgdml.calculator  # noqa: F401  (imports sgdml without its logging side effect)
 
     dataset = {
         "type": np.array("d"),
@@ -85,12 +86,20 @@ def sgdml_dataset(samples: list[Atoms], energy_factor: float = 1.0, energy_unit:
     return dataset
 
 
-def train_sgdml(path: Path, samples: list[Atoms], n_train: int = 100, n_valid: int = 50, sig: int = 10,
-                energy_factor: float = 1.0, energy_unit: str = "eV") -> TrainedModel:  # fmt: skip
+def train_sgdml(
+    path: Path,
+    samples: list[Atoms],
+    n_train: int = 100,
+    n_valid: int = 50,
+    sig: int = 10,
+    energy_factor: float = 1.0,
+    energy_unit: str = "eV",
+) -> TrainedModel:
     """Train an sGDML model (symmetric, with energies) with GDMLTrain on one
     process and save it with np.savez_compressed, as ``sgdml all`` does."""
-    import mlpotential.backends.sgdml_calculator  # noqa: F401  (imports sgdml without its logging side effect)
     from sgdml.train import GDMLTrain
+
+    import mlpotential.backends.sgdml.calculator  # noqa: F401  (imports sgdml without its logging side effect)
 
     np.random.seed(0)  # GDMLTrain samples the training points with numpy's global generator
     dataset = sgdml_dataset(samples, energy_factor, energy_unit)
@@ -101,8 +110,9 @@ def train_sgdml(path: Path, samples: list[Atoms], n_train: int = 100, n_valid: i
     return TrainedModel(path, energy_unit, n_train)
 
 
-def train_schnet(directory: Path, samples: list[Atoms], epochs: int = 15, cutoff: float = 4.0,
-                 seed: int = 0) -> TrainedModel:  # fmt: skip
+def train_schnet(
+    directory: Path, samples: list[Atoms], epochs: int = 15, cutoff: float = 4.0, seed: int = 0
+) -> TrainedModel:
     """Train a tiny SchNet on ``samples`` (eV, Angstrom) with SchNetPack's
     Lightning task and keep its ``best_inference_model`` (torch.save of the
     whole model)."""
@@ -110,7 +120,7 @@ def train_schnet(directory: Path, samples: list[Atoms], epochs: int = 15, cutoff
     import torch
     import torchmetrics
 
-    from mlpotential.backends.schnetpack_compat import import_schnetpack
+    from mlpotential.backends.schnetpack.compat import import_schnetpack
 
     spk = import_schnetpack()
     from schnetpack import transform
@@ -154,16 +164,26 @@ def train_schnet(directory: Path, samples: list[Atoms], epochs: int = 15, cutoff
         postprocessors=[transform.CastTo64(), transform.AddOffsets("energy", add_mean=True, add_atomrefs=False)],
     )
     outputs = [
-        spk.task.ModelOutput(name="energy", loss_fn=torch.nn.MSELoss(), loss_weight=0.1,
-                             metrics={"MAE": torchmetrics.MeanAbsoluteError()}),  # fmt: skip
-        spk.task.ModelOutput(name="forces", loss_fn=torch.nn.MSELoss(), loss_weight=0.9,
-                             metrics={"MAE": torchmetrics.MeanAbsoluteError()}),  # fmt: skip
+        spk.task.ModelOutput(
+            name="energy",
+            loss_fn=torch.nn.MSELoss(),
+            loss_weight=0.1,
+            metrics={"MAE": torchmetrics.MeanAbsoluteError()},
+        ),
+        spk.task.ModelOutput(
+            name="forces",
+            loss_fn=torch.nn.MSELoss(),
+            loss_weight=0.9,
+            metrics={"MAE": torchmetrics.MeanAbsoluteError()},
+        ),
     ]
-    task = spk.task.AtomisticTask(model=model, outputs=outputs, optimizer_cls=torch.optim.AdamW,
-                                  optimizer_args={"lr": 5e-3})  # fmt: skip
+    task = spk.task.AtomisticTask(
+        model=model, outputs=outputs, optimizer_cls=torch.optim.AdamW, optimizer_args={"lr": 5e-3}
+    )
     model_path = directory / "best_inference_model"
-    checkpoint = spk.train.ModelCheckpoint(model_path=str(model_path), save_top_k=1, monitor="val_loss",
-                                           dirpath=str(directory / "checkpoints"))  # fmt: skip
+    checkpoint = spk.train.ModelCheckpoint(
+        model_path=str(model_path), save_top_k=1, monitor="val_loss", dirpath=str(directory / "checkpoints")
+    )
     trainer = pl.Trainer(
         callbacks=[checkpoint],
         default_root_dir=str(directory),

@@ -10,7 +10,7 @@ import pytest
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
-from mlpotential.engine.pipe_engine import EngineError, PipeEngine
+from mlpotential.host.pipe_engine import EngineError, PipeEngine
 from tests.backends.emt_trained_models import emt_minimum
 
 

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from mlpotential.backends import ani_parameters, user_config
+from mlpotential.backends import user_config
+from mlpotential.backends.torchani import parameters as ani_parameters
+from mlpotential.commands.install import main
 from mlpotential.installer.ani_install import FOLDER_NAME
-from mlpotential.installer.wizard import main
 
 
 @pytest.fixture
@@ -170,8 +171,8 @@ def test_the_torchani_backend_loads_ani2x_from_the_installed_copy(data_dir: Path
     from ase.build import molecule
     from ase.units import Hartree
 
+    from mlpotential.backends.factory import create_calculator
     from mlpotential.backends.keywords import parse_settings
-    from mlpotential.backends.registry import create_calculator
 
     assert main(["--ani-parameters", str(zoo)]) == 0
     water = molecule("H2O")

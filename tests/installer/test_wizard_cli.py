@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from mlpotential.backends.registry import BACKENDS, install_hint
+from mlpotential.commands.install import main
 from mlpotential.installer import listing
 from mlpotential.installer.confirmation import NoTerminal, ask, must_ask
 from mlpotential.installer.environment import installed_distributions
-from mlpotential.installer.wizard import main
 
 
 @pytest.mark.parametrize(

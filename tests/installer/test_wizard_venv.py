@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from throwaway_venv import Venv, build_wheel, create_venv
 
+
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Venv]:
     root = tmp_path_factory.mktemp("wizard-venv")
@@ -61,7 +62,11 @@ def test_declining_on_a_terminal_changes_nothing(venv: Venv) -> None:
     try:
         process = subprocess.Popen(
             [str(venv.python), "-m", "mlpotential", "install", "sgdml"],
-            stdin=terminal, stdout=terminal, stderr=terminal, env=venv.environment(), cwd=venv.root,
+            stdin=terminal,
+            stdout=terminal,
+            stderr=terminal,
+            env=venv.environment(),
+            cwd=venv.root,
         )
         os.close(terminal)
         transcript = _answer(controller, "[y/N]", "n\n", process)
@@ -128,7 +133,10 @@ def test_a_command_failing_midway_is_undone(venv: Venv, tmp_path: Path) -> None:
     empty_index.mkdir()
     result = venv.run("-c", script, str(wheel), PIP_NO_INDEX="1", PIP_FIND_LINKS=str(empty_index))
     assert result.returncode == 1, result.stderr
-    assert "Successfully installed mlpotential-probe-package-1.0" in result.stdout or "mlpotential_probe_package" in result.stdout
+    assert (
+        "Successfully installed mlpotential-probe-package-1.0" in result.stdout
+        or "mlpotential_probe_package" in result.stdout
+    )
     assert "PIPERROR pip failed (exit status 1) on:" in result.stdout
     assert "mlpotential-no-such-package-0123" in result.stdout
     assert "The environment is as it was before" in result.stdout
@@ -199,8 +207,8 @@ np.savez_compressed(sys.argv[1], **model)
 _SOLVE_THROUGH_A_WORKER = """
 import sys
 from ase.build import molecule
-from mlpotential.engine.client import EngineError
-from mlpotential.engine.pipe_engine import PipeEngine
+from mlpotential.host.client import EngineError
+from mlpotential.host.pipe_engine import PipeEngine
 atoms = molecule("H2O")
 with PipeEngine({"Backend": "sGDML", "ParameterFile": sys.argv[1], "NumThreads": "1"}) as calc:
     atoms.calc = calc

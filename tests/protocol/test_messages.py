@@ -35,7 +35,7 @@ def test_coords_layout_is_fortran_dims_of_c_order_rows():
         ({"bonds": [1, 9], "bonds_dim_": [2, 1]}, Status.INVALID_ARGUMENT, "bonds"),
         ({"spin": 2}, Status.UNKNOWN_ARGUMENT, "spin"),
     ],
-)  # fmt: skip
+)
 def test_set_system_errors(changes, status, argument):
     with pytest.raises(ProtocolError) as info:
         msg.decode_call(_system(**changes))

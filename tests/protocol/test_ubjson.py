@@ -12,10 +12,37 @@ from mlpotential.protocol import ubjson
 from mlpotential.protocol.errors import DecodeError, Status
 
 VALUES = [
-    None, True, False, 0, 1, -1, 127, 128, 255, 256, -129, 32767, 32768, -(2**31), 2**31, 2**62, -(2**63),
-    0.0, -0.5, 1e300, 3.141592653589793, "", "Hello", "ÅngstrÖm ✓", [], {}, [1, "a", None, True],
-    {"a": {"b": [1.5, 2.5]}, "c": "d"}, [[1, 2], [3, 4]], {"nested": [{"x": 1}, {"y": [True, False]}]},
-]  # fmt: skip
+    None,
+    True,
+    False,
+    0,
+    1,
+    -1,
+    127,
+    128,
+    255,
+    256,
+    -129,
+    32767,
+    32768,
+    -(2**31),
+    2**31,
+    2**62,
+    -(2**63),
+    0.0,
+    -0.5,
+    1e300,
+    3.141592653589793,
+    "",
+    "Hello",
+    "ÅngstrÖm ✓",
+    [],
+    {},
+    [1, "a", None, True],
+    {"a": {"b": [1.5, 2.5]}, "c": "d"},
+    [[1, 2], [3, 4]],
+    {"nested": [{"x": 1}, {"y": [True, False]}]},
+]
 
 
 def _plain(value):
@@ -85,9 +112,18 @@ def test_noop_markers_and_high_precision():
 @pytest.mark.parametrize(
     "payload",
     [b"", b"{", b"{i\x05Hel", b"[$D#i\x05" + b"\x00" * 8, b"Q", b"i\x01i\x02", b"Si\x02\xff\xfe", b"[$D]", b"[#i\xff"],
-    ids=["empty", "open-object", "short-key", "short-array", "unknown-marker", "trailing", "bad-utf8",
-         "type-without-count", "negative-count"],
-)  # fmt: skip
+    ids=[
+        "empty",
+        "open-object",
+        "short-key",
+        "short-array",
+        "unknown-marker",
+        "trailing",
+        "bad-utf8",
+        "type-without-count",
+        "negative-count",
+    ],
+)
 def test_invalid_payloads_raise_decode_error(payload):
     with pytest.raises(DecodeError) as info:
         ubjson.loads(payload)

@@ -13,7 +13,9 @@ import numpy as np
 from mlpotential.backends.gpr.dataset import StructureSubset
 
 
-def displaced_copies(subset: StructureSubset, num_copy: int, disp_length: float, rng: np.random.Generator) -> StructureSubset:
+def displaced_copies(
+    subset: StructureSubset, num_copy: int, disp_length: float, rng: np.random.Generator
+) -> StructureSubset:
     """``num_copy`` displaced copies of every structure of ``subset``, copies
     of one structure consecutive, in the order of the subset. Energies and
     forces are left empty (the GPR labels them). ``indices`` point at the
@@ -31,6 +33,8 @@ def displaced_copies(subset: StructureSubset, num_copy: int, disp_length: float,
         cells=cells,
         energies=None,
         forces=None,
-        sources=[f"{subset.sources[i]} (copy {j + 1})" for i in range(count) for j in range(num_copy)] if subset.sources else [],
+        sources=[f"{subset.sources[i]} (copy {j + 1})" for i in range(count) for j in range(num_copy)]
+        if subset.sources
+        else [],
         indices=parents,
     )

@@ -9,9 +9,9 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
-from mlpotential.backends.errors import UnsupportedSystemError
 from mlpotential.backends.gpr.gp import GaussianProcess
-from mlpotential.backends.units import ModelUnits
+from mlpotential.errors import UnsupportedSystemError
+from mlpotential.units import ModelUnits
 
 
 class GprCalculator(Calculator):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from mlpotential.backends.hdnnp.xsf import XSFError, read_xsf
+from mlpotential.atomistic.xsf import XSFError, read_xsf
 
 
 class DataError(ValueError):
@@ -56,7 +56,9 @@ class Structure:
             forces = atoms.calc.results.get("forces")
         periodic = bool(np.all(atoms.pbc))
         if np.any(atoms.pbc) and not periodic:
-            raise DataError(f"{source or 'a structure'}: partly periodic cells are not supported (pbc={atoms.pbc.tolist()})")
+            raise DataError(
+                f"{source or 'a structure'}: partly periodic cells are not supported (pbc={atoms.pbc.tolist()})"
+            )
         return cls(
             symbols=tuple(atoms.get_chemical_symbols()),
             positions=np.array(atoms.positions, dtype=np.float64),

@@ -149,7 +149,9 @@ class SoapDescriptor(Descriptor):
 
     def settings(self) -> dict[str, Any]:
         values = asdict(self.soap_settings)
-        values["centers"] = None if self.soap_settings.centers is None else [list(c) for c in self.soap_settings.centers]
+        values["centers"] = (
+            None if self.soap_settings.centers is None else [list(c) for c in self.soap_settings.centers]
+        )
         return {"kind": self.kind, "species": list(self.species), "periodic": self.periodic, **values}
 
 
@@ -174,14 +176,16 @@ class SymmetryFunctionDescriptor(Descriptor):
     same_element_only = True
 
     def __init__(self, parameters) -> None:
-        from mlpotential.backends.hdnnp.symmetry_functions import SymmetryFunctionSet
+        from mlpotential.atomistic.symmetry_functions import SymmetryFunctionSet
 
         self.parameters = parameters
         self._functions = SymmetryFunctionSet(parameters)
 
     @classmethod
     def for_elements(cls, elements: tuple[str, ...], settings: SymmetryFunctionSettings) -> SymmetryFunctionDescriptor:
-        from mlpotential.backends.hdnnp.parameters import SymmetryFunctionParameters
+        from mlpotential.atomistic.symmetry_function_parameters import (
+            SymmetryFunctionParameters,
+        )
 
         return cls(
             SymmetryFunctionParameters.default(
@@ -197,7 +201,7 @@ class SymmetryFunctionDescriptor(Descriptor):
         return self._functions.species(symbols)
 
     def features(self, symbols, positions, cells):
-        from mlpotential.backends.hdnnp.neighbors import pair_vectors
+        from mlpotential.atomistic.neighbors import pair_vectors
 
         species = self._functions.species(symbols)
         num_atoms = len(symbols)
@@ -242,7 +246,9 @@ def descriptor_from_settings(settings: dict[str, Any]) -> Descriptor:
         )
         return SoapDescriptor(soap, tuple(settings["species"]), bool(settings["periodic"]))
     if kind == SymmetryFunctionDescriptor.kind:
-        from mlpotential.backends.hdnnp.parameters import SymmetryFunctionParameters
+        from mlpotential.atomistic.symmetry_function_parameters import (
+            SymmetryFunctionParameters,
+        )
 
         return SymmetryFunctionDescriptor(SymmetryFunctionParameters.from_dict(settings["parameters"]))
     raise ValueError(f"unknown descriptor kind {kind!r} (known: cartesian, soap, symmetry_functions)")

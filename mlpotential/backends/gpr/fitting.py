@@ -25,7 +25,9 @@ SCALE_PRIOR_WIDTH = 0.5
 MAX_WEIGHT = 100.0
 
 
-def fit_scale(gp: GaussianProcess, candidates: int = 3, factor: float = 2.0, log: Callable[[str], None] = print) -> float:
+def fit_scale(
+    gp: GaussianProcess, candidates: int = 3, factor: float = 2.0, log: Callable[[str], None] = print
+) -> float:
     """Choose the kernel scale among ``candidates`` values spaced by
     ``factor`` around the current one; leaves ``gp`` fitted with it."""
     current = gp.hyper.scale

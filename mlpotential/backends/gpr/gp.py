@@ -223,7 +223,8 @@ class GaussianProcess:
             if int(info) != 0:
                 raise IllConditionedError(
                     f"the covariance of the {self.num_train} training structures ({self.describe()}) is not "
-                    "positive definite even with jitter: near-duplicate structures? (try 'Filter True' or a larger noise)"
+                    "positive definite even with jitter: near-duplicate structures? "
+                    "(try 'Filter True' or a larger noise)"
                 )
         return matrix
 
@@ -364,7 +365,10 @@ class GaussianProcess:
         ends = slice(0, n, max(n - 1, 1))
         chosen = self._take(self._features, ends)
         rows = torch.cat(
-            [assemble(self._blocks(self._take(chosen, slice(i, i + 1)), self._features)) for i in range(chosen[0].shape[0])]
+            [
+                assemble(self._blocks(self._take(chosen, slice(i, i + 1)), self._features))
+                for i in range(chosen[0].shape[0])
+            ]
         )
         picks = [0, 1, 2, 3]
         picks += [1 + dim + p for p in picks] if rows.shape[0] > 1 + dim else []

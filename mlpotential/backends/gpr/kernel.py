@@ -56,7 +56,7 @@ def cartesian_blocks(x1: torch.Tensor, x2: torch.Tensor, scale: float, weight: f
     """
     s = torch.tensor(scale, dtype=x1.dtype, device=x1.device)
     d = x1[:, None, :] - x2[None, :, :]
-    k = weight**2 * torch.exp(-torch.linalg.norm(d, dim=-1) ** 2 / (2 * s**2))
+    k = weight**2 * torch.exp(-(torch.linalg.norm(d, dim=-1) ** 2) / (2 * s**2))
     k_l2 = k / s**2
     fe = k_l2[..., None] * d
     eye = torch.eye(x1.shape[1], dtype=x1.dtype, device=x1.device)
@@ -98,10 +98,13 @@ def descriptor_blocks(
     # sum_{c,n} k J1_c,i . J2_n,j: contract over c first, then over (n, f) as one matmul
     weighted = torch.einsum("xycn,xcif->xynif", k, jac1)
     a, b, c2, dim, nf = weighted.shape
-    ff = torch.matmul(
-        weighted.permute(0, 1, 3, 2, 4).reshape(a, b, dim, c2 * nf),
-        jac2.permute(0, 1, 3, 2).reshape(1, b, c2 * nf, dim),
-    ) / l2
+    ff = (
+        torch.matmul(
+            weighted.permute(0, 1, 3, 2, 4).reshape(a, b, dim, c2 * nf),
+            jac2.permute(0, 1, 3, 2).reshape(1, b, c2 * nf, dim),
+        )
+        / l2
+    )
     ff -= torch.einsum("xycni,xycnj->xyij", k[..., None] * p1, p2) / l2**2
     return KernelBlocks(ee=ee, fe=fe, ef=ef, ff=ff)
 

@@ -76,7 +76,8 @@ def load_models(path: str | Path, device: torch.device | str = "cpu", prepare: b
                 raise ModelFileError(f"{path} is not a GPR model written by mlpotential gpr (no '{FORMAT}' header)")
             if metadata.get("version") != str(VERSION):
                 raise ModelFileError(
-                    f"{path} is a GPR model file of version {metadata.get('version')}; this code reads version {VERSION}"
+                    f"{path} is a GPR model file of version {metadata.get('version')}; "
+                    f"this code reads version {VERSION}"
                 )
             entries = json.loads(metadata["models"])
             arrays = {name: handle.get_tensor(name).numpy() for name in handle.keys()}

@@ -145,7 +145,9 @@ def _convert(keyword: str, value: str, kind: type, where: str):
     try:
         return kind(value)
     except ValueError:
-        raise TrainInputError(f"{where}: {keyword} {value!r} is not a{'n integer' if kind is int else ' number'}") from None
+        raise TrainInputError(
+            f"{where}: {keyword} {value!r} is not a{'n integer' if kind is int else ' number'}"
+        ) from None
 
 
 def _descriptor(value: str, where: str) -> str:
@@ -186,7 +188,9 @@ def parse_train_input(text: str, source: str = "train.in") -> GprInput:
                 centers = ast.literal_eval(line[start:])
                 soap_values["centers"] = tuple(tuple(float(v) for v in point) for point in centers)
             except (ValueError, SyntaxError, TypeError):
-                raise TrainInputError(f"{where}: soap_centers {line[start:]!r} is not a list of [x, y, z] points") from None
+                raise TrainInputError(
+                    f"{where}: soap_centers {line[start:]!r} is not a list of [x, y, z] points"
+                ) from None
             if any(len(point) != 3 for point in soap_values["centers"]):
                 raise TrainInputError(f"{where}: every soap_centers point needs three coordinates")
             continue
@@ -235,16 +239,24 @@ def parse_train_input(text: str, source: str = "train.in") -> GprInput:
 
 def _validate(settings: GprInput) -> None:
     where = settings.source
-    positive = {"scale": settings.scale, "weight": settings.weight, "noise": settings.noise,
-                "noisefactor": settings.noise_factor, "soap_r_cut": settings.soap.r_cut}
+    positive = {
+        "scale": settings.scale,
+        "weight": settings.weight,
+        "noise": settings.noise,
+        "noisefactor": settings.noise_factor,
+        "soap_r_cut": settings.soap.r_cut,
+    }
     for name, value in positive.items():
         if not value > 0:
             raise TrainInputError(f"{where}: {name} must be positive, got {value}")
     for name, value in {"batch_size": settings.batch_size, "soap_n_jobs": settings.soap.n_jobs}.items():
         if value < 1:
             raise TrainInputError(f"{where}: {name} must be at least 1, got {value}")
-    for name, value in {"num_copy": settings.num_copy, "soap_n_max": settings.soap.n_max - 1,
-                        "soap_l_max": settings.soap.l_max}.items():
+    for name, value in {
+        "num_copy": settings.num_copy,
+        "soap_n_max": settings.soap.n_max - 1,
+        "soap_l_max": settings.soap.l_max,
+    }.items():
         if value < 0:
             raise TrainInputError(f"{where}: {name} is out of range")
     if settings.disp_length < 0 or settings.filter_threshold < 0:
@@ -256,7 +268,7 @@ def _validate(settings: GprInput) -> None:
     functions = settings.symmetry_functions
     if not functions.cutoff > 0 or functions.n_radial < 1:
         raise TrainInputError(f"{where}: sf_cutoff must be positive and sf_n_radial at least 1")
-    from mlpotential.backends.hdnnp.cutoffs import CUTOFF_FUNCTIONS
+    from mlpotential.atomistic.cutoffs import CUTOFF_FUNCTIONS
 
     if functions.cutoff_function not in CUTOFF_FUNCTIONS:
         raise TrainInputError(

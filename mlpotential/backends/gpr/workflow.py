@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mlpotential.atomistic.xsf import write_xsf
 from mlpotential.backends.gpr.augmentation import displaced_copies
 from mlpotential.backends.gpr.dataset import (
     DataError,
@@ -37,11 +38,14 @@ from mlpotential.backends.gpr.descriptors import (
     SoapDescriptor,
     SymmetryFunctionDescriptor,
 )
-from mlpotential.backends.gpr.fitting import filter_near_duplicates, fit_scale, fit_weight
+from mlpotential.backends.gpr.fitting import (
+    filter_near_duplicates,
+    fit_scale,
+    fit_weight,
+)
 from mlpotential.backends.gpr.gp import GaussianProcess, Hyperparameters, Prediction
 from mlpotential.backends.gpr.model_file import save_models
 from mlpotential.backends.gpr.train_input import GprInput
-from mlpotential.backends.hdnnp.xsf import write_xsf
 
 Log = Callable[[str], None]
 
@@ -111,7 +115,9 @@ def train_models(settings: GprInput, subsets: list[StructureSubset], device: str
         gp = GaussianProcess(
             make_descriptor(settings, subset),
             subset.symbols,
-            Hyperparameters(settings.scale, settings.weight, settings.noise, settings.noise_factor, settings.noise_placement),
+            Hyperparameters(
+                settings.scale, settings.weight, settings.noise, settings.noise_factor, settings.noise_placement
+            ),
             batch_size=settings.batch_size,
             device=device,
             prior_constant=None if settings.prior_update else 0.0,
@@ -184,7 +190,9 @@ def _write_structures(directory: Path, structures, energies, forces) -> None:
         write_xsf(directory / f"file_{number:05d}.xsf", atoms, float(energies[number]), forces[number][: len(symbols)])
 
 
-def run(settings: GprInput, base_dir: Path, output_dir: Path, log: Log = print, show_progress: bool = True) -> GprReport:
+def run(
+    settings: GprInput, base_dir: Path, output_dir: Path, log: Log = print, show_progress: bool = True
+) -> GprReport:
     """Train (and save), test and augment as ``settings`` say. Raises
     :class:`DataError` for unusable data, naming the file."""
     output_dir = output_dir.resolve()
@@ -230,7 +238,9 @@ def run(settings: GprInput, base_dir: Path, output_dir: Path, log: Log = print, 
         report.files.append(str(model_path))
         log(f"Saved the GPR model to {model_path} (use it with: Backend GPR, ParameterFile {model_path})")
     if settings.train_write:
-        ordered = [(s.symbols, s.positions[i], None if s.cells is None else s.cells[i]) for s in subsets for i in range(len(s))]
+        ordered = [
+            (s.symbols, s.positions[i], None if s.cells is None else s.cells[i]) for s in subsets for i in range(len(s))
+        ]
         energies = np.concatenate([s.energies for s in subsets])
         forces = [s.forces[i] for s in subsets for i in range(len(s))]
         _write_structures(output_dir / "train_xsf", ordered, energies, forces)
@@ -279,7 +289,9 @@ def run(settings: GprInput, base_dir: Path, output_dir: Path, log: Log = print, 
     # ---- augment
     if settings.additional_write:
         start = time.perf_counter()
-        seed = settings.random_seed if settings.random_seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+        seed = (
+            settings.random_seed if settings.random_seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+        )
         report.random_seed = seed
         rng = np.random.default_rng(seed)
         copies = [displaced_copies(s, settings.num_copy, settings.disp_length, rng) for s in subsets]
@@ -297,7 +309,9 @@ def run(settings: GprInput, base_dir: Path, output_dir: Path, log: Log = print, 
         for name, array in outputs.items():
             np.save(output_dir / name, array)
             report.files.append(str(output_dir / name))
-        ordered = [(s.symbols, s.positions[i], None if s.cells is None else s.cells[i]) for s in copies for i in range(len(s))]
+        ordered = [
+            (s.symbols, s.positions[i], None if s.cells is None else s.cells[i]) for s in copies for i in range(len(s))
+        ]
         _write_structures(output_dir / "additional_xsf", ordered, energies, forces)
         report.files.append(str(output_dir / "additional_xsf"))
         report.augmented_structures = offset

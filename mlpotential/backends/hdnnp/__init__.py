@@ -2,55 +2,12 @@
 potential (atom-centred symmetry functions, one network per element), trained
 with ``mlpotential train`` and run in the worker.
 
-Modules: :mod:`.parameters` and :mod:`.symmetry_functions` (the descriptor,
-also used by the GPR backend), :mod:`.cutoffs`, :mod:`.neighbors`,
-:mod:`.network`, :mod:`.model_file`, :mod:`.calculator`, :mod:`.xsf` (aenet
-XSF files), :mod:`.data`, :mod:`.descriptor_store`, :mod:`.config`,
-:mod:`.training`, :mod:`.parity`, :mod:`.train_cli`. User documentation:
+Modules: :mod:`.factory` (engine keywords -> calculator), :mod:`.calculator`,
+:mod:`.network`, :mod:`.model_file`, :mod:`.config`, :mod:`.training`,
+:mod:`.descriptor_store`, :mod:`.parity`, :mod:`.probe`. The descriptor
+(symmetry functions, cutoffs, neighbour lists) and the structure readers are
+shared science in :mod:`mlpotential.atomistic`. User documentation:
 docs/hdnnp.md.
 
-Importing this package is cheap (no torch); the factory imports what it needs.
+Importing this package is cheap: it imports nothing.
 """
-
-from __future__ import annotations
-
-from importlib import resources
-from pathlib import Path
-from typing import TYPE_CHECKING
-
-from mlpotential.backends.errors import KeywordError
-
-if TYPE_CHECKING:
-    from ase.calculators.calculator import Calculator
-
-    from mlpotential.backends.keywords import EngineSettings
-
-BUILT_IN_MODELS: dict[str, str] = {"Cu-EMT": "cu_emt.pt"}
-"""Model name -> file in this package's models/ folder."""
-
-
-def built_in_model_path(name: str) -> Path:
-    """The file of a model shipped with the package."""
-    return Path(str(resources.files(__package__).joinpath("models", BUILT_IN_MODELS[name])))
-
-
-def create_calculator(settings: EngineSettings) -> Calculator:
-    """The calculator for ``Backend HDNNP``: ``Model Custom`` reads
-    ``ParameterFile``; ``Model Cu-EMT`` is the shipped demonstration model
-    (copper fitted to ASE's EMT)."""
-    from mlpotential.backends.hdnnp.calculator import HDNNPCalculator
-    from mlpotential.backends.hdnnp.model_file import MODEL_UNITS, ModelFileError, load_model
-    from mlpotential.backends.runtime import torch_device
-    from mlpotential.backends.units import ModelUnits
-
-    if settings.model in BUILT_IN_MODELS:
-        keyword, path = "Model", built_in_model_path(settings.model)
-    else:
-        keyword, path = "ParameterFile", Path(str(settings.parameter_file))
-    try:
-        model = load_model(path)
-    except ModelFileError as exc:
-        raise KeywordError(keyword, f"{keyword} {settings.model if keyword == 'Model' else path}: {exc}") from exc
-    device = torch_device(settings.device)
-    units = settings.model_units(ModelUnits(**MODEL_UNITS))
-    return HDNNPCalculator(model, device=device, units=units)

@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 
-from mlpotential.backends.errors import UnsupportedSystemError
+from mlpotential.atomistic.neighbors import pair_vectors
 from mlpotential.backends.hdnnp.model_file import load_model
-from mlpotential.backends.hdnnp.neighbors import pair_vectors
 from mlpotential.backends.hdnnp.network import HDNNPModel
-from mlpotential.backends.units import ModelUnits
+from mlpotential.errors import UnsupportedSystemError
+from mlpotential.units import ModelUnits
 
 
 class HDNNPCalculator(Calculator):
@@ -69,7 +69,9 @@ class HDNNPCalculator(Calculator):
         pbc = tuple(bool(p) for p in atoms.pbc)
         want_stress = "stress" in properties
         if want_stress and not all(pbc):
-            raise UnsupportedSystemError("stress needs a cell that is periodic in all three directions", "latticeVectors")
+            raise UnsupportedSystemError(
+                "stress needs a cell that is periodic in all three directions", "latticeVectors"
+            )
 
         positions.requires_grad_(True)
         strain = torch.zeros((3, 3), dtype=torch.float64, device=self.device, requires_grad=want_stress)

@@ -36,9 +36,12 @@ from typing import Any
 
 import yaml
 
-from mlpotential.backends.hdnnp.data import DataSource
+from mlpotential.atomistic.structures import DataSource
+from mlpotential.atomistic.symmetry_function_parameters import (
+    DEFAULT_CUTOFF,
+    SymmetryFunctionParameters,
+)
 from mlpotential.backends.hdnnp.network import NetworkShape
-from mlpotential.backends.hdnnp.parameters import DEFAULT_CUTOFF, SymmetryFunctionParameters
 
 
 class ConfigError(ValueError):
@@ -151,7 +154,15 @@ class TrainingConfig:
 
 
 _SECTIONS = {
-    "data", "test_data", "seed", "split", "descriptor", "network", "loss", "training", "output",
+    "data",
+    "test_data",
+    "seed",
+    "split",
+    "descriptor",
+    "network",
+    "loss",
+    "training",
+    "output",
 }
 
 

@@ -18,8 +18,10 @@ from typing import Any
 
 import torch
 
+from mlpotential.atomistic.symmetry_function_parameters import (
+    SymmetryFunctionParameters,
+)
 from mlpotential.backends.hdnnp.network import HDNNPModel, NetworkShape
-from mlpotential.backends.hdnnp.parameters import SymmetryFunctionParameters
 
 FORMAT_NAME = "mlpotential-hdnnp"
 FORMAT_VERSION = 1
@@ -87,8 +89,10 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
             f"{path}: not a readable HDNNP model file ({type(exc).__name__}: {exc}); "
             "expected a file written by `mlpotential train`"
         ) from exc
-    if not isinstance(content, dict) or not isinstance(content.get("metadata"), str) or not isinstance(
-        content.get("tensors"), dict
+    if (
+        not isinstance(content, dict)
+        or not isinstance(content.get("metadata"), str)
+        or not isinstance(content.get("tensors"), dict)
     ):
         raise ModelFileError(f"{path}: not an HDNNP model file (expected metadata and tensors)")
     try:

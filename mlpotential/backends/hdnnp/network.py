@@ -15,8 +15,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mlpotential.backends.hdnnp.parameters import SymmetryFunctionParameters
-from mlpotential.backends.hdnnp.symmetry_functions import SymmetryFunctionSet
+from mlpotential.atomistic.symmetry_function_parameters import (
+    SymmetryFunctionParameters,
+)
+from mlpotential.atomistic.symmetry_functions import SymmetryFunctionSet
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
@@ -96,9 +98,7 @@ class HDNNPModel(nn.Module):
                 output = output.index_copy(0, members, network(scaled.index_select(0, members)).squeeze(1))
         return self.energy_scale * output
 
-    def fit_scaling(
-        self, features: torch.Tensor, species: torch.Tensor, minimum_std: float = 1e-6
-    ) -> None:
+    def fit_scaling(self, features: torch.Tensor, species: torch.Tensor, minimum_std: float = 1e-6) -> None:
         """Set the descriptor mean and standard deviation of each element from
         training-set rows; features that never vary get std 1 (they then carry
         no information but do no harm)."""

@@ -34,7 +34,9 @@ def parity_plot(
                 continue
             reference, predicted = arrays[f"{key}_reference"], arrays[f"{key}_predicted"]
             rmse = errors[name].get(error_key, float("nan")) * factor
-            axis.scatter(reference, predicted, s=6, alpha=0.6, color=_COLOURS.get(name), label=f"{name}: RMSE {rmse:.3g} {unit}")
+            axis.scatter(
+                reference, predicted, s=6, alpha=0.6, color=_COLOURS.get(name), label=f"{name}: RMSE {rmse:.3g} {unit}"
+            )
             low, high = min(low, reference.min(), predicted.min()), max(high, reference.max(), predicted.max())
         if np.isfinite(low):
             axis.plot([low, high], [low, high], color="black", linewidth=0.8)

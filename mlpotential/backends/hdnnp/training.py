@@ -16,14 +16,13 @@ neighbour to the centre, which costs one small contraction per batch.
 from __future__ import annotations
 
 import contextlib
-
 import copy
 import dataclasses
 import importlib
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,14 +31,20 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from mlpotential.atomistic.neighbors import pair_vectors
+from mlpotential.atomistic.structures import DataError, Structure, load_structures
+from mlpotential.atomistic.symmetry_function_parameters import (
+    SymmetryFunctionParameters,
+)
+from mlpotential.atomistic.symmetry_functions import SymmetryFunctionSet
 from mlpotential.backends.hdnnp.config import Stage, TrainingConfig
-from mlpotential.backends.hdnnp.data import DataError, Structure, load_structures
-from mlpotential.backends.hdnnp.descriptor_store import DescriptorStore, StructureDescriptors, structure_key
+from mlpotential.backends.hdnnp.descriptor_store import (
+    DescriptorStore,
+    StructureDescriptors,
+    structure_key,
+)
 from mlpotential.backends.hdnnp.model_file import save_model
-from mlpotential.backends.hdnnp.neighbors import pair_vectors
 from mlpotential.backends.hdnnp.network import HDNNPModel, composition_matrix
-from mlpotential.backends.hdnnp.parameters import SymmetryFunctionParameters
-from mlpotential.backends.hdnnp.symmetry_functions import SymmetryFunctionSet
 
 
 @dataclass
@@ -159,7 +164,9 @@ def _initial_model(
     torch.manual_seed(config.seed)
     model = HDNNPModel(parameters, config.network).to(dtype)
     species = [model.symmetry_functions.species(structures[i].atoms.get_chemical_symbols()) for i in train_ids]
-    model.fit_scaling(torch.cat([torch.tensor(descriptors[i].features) for i in train_ids]).to(dtype), torch.cat(species))
+    model.fit_scaling(
+        torch.cat([torch.tensor(descriptors[i].features) for i in train_ids]).to(dtype), torch.cat(species)
+    )
     model.fit_reference_energies(
         composition_matrix(species, len(parameters.elements)),
         torch.tensor([structures[i].energy for i in train_ids], dtype=torch.float64),
@@ -376,6 +383,18 @@ class _PairContraction(torch.autograd.Function):
         return slope_grad, None
 
 
+def _full_batch_closure(model, optimizer, full, config) -> Callable[[], torch.Tensor]:
+    """The closure L-BFGS re-evaluates: the loss over the whole training set."""
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = _loss(model, full, config, create_graph=True)
+        loss.backward()
+        return loss
+
+    return closure
+
+
 def _loss(model: HDNNPModel, batch: _Batch, config: TrainingConfig, create_graph: bool) -> torch.Tensor:
     need_forces = config.loss.force_weight > 0 and bool(batch.force_atoms.any())
     energy, forces = _predict(model, batch, need_forces, create_graph)
@@ -405,15 +424,7 @@ def _fit(model: HDNNPModel, dataset: _Dataset, sets: dict[str, _Batch], config: 
             if stage.optimizer == "adam":
                 seen += _adam_epoch(model, batches, optimizer, config, generator)
             else:
-                full = sets["train"]
-
-                def closure() -> torch.Tensor:
-                    optimizer.zero_grad()
-                    loss = _loss(model, full, config, create_graph=True)
-                    loss.backward()
-                    return loss
-
-                optimizer.step(closure)
+                optimizer.step(_full_batch_closure(model, optimizer, sets["train"], config))
                 seen += len(train_ids)
             model.eval()
             monitored = _loss(model, monitor, config, create_graph=False).item()
@@ -426,7 +437,9 @@ def _fit(model: HDNNPModel, dataset: _Dataset, sets: dict[str, _Batch], config: 
                 waited += 1
             bar.set_postfix(loss=f"{monitored:.3g}", best=f"{best[0]:.3g}", lr=f"{optimizer.param_groups[0]['lr']:.2g}")
             if not math.isfinite(monitored):
-                raise FloatingPointError(f"training diverged at epoch {epoch} (loss {monitored}); lower the learning rate")
+                raise FloatingPointError(
+                    f"training diverged at epoch {epoch} (loss {monitored}); lower the learning rate"
+                )
             if config.early_stopping_patience and waited >= config.early_stopping_patience:
                 stopped = True
                 break
@@ -434,7 +447,13 @@ def _fit(model: HDNNPModel, dataset: _Dataset, sets: dict[str, _Batch], config: 
         if stopped:
             break
     model.load_state_dict(best[1])
-    return {"epochs": epoch, "best_epoch": best[2], "best_loss": best[0], "structures_seen": seen, "early_stopped": stopped}
+    return {
+        "epochs": epoch,
+        "best_epoch": best[2],
+        "best_loss": best[0],
+        "structures_seen": seen,
+        "early_stopped": stopped,
+    }
 
 
 def _optimizer(model: HDNNPModel, stage: Stage):

@@ -10,8 +10,8 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.data import chemical_symbols
 
-from mlpotential.backends.errors import UnsupportedSystemError
 from mlpotential.backends.pinn.potential import PinnPotential
+from mlpotential.errors import UnsupportedSystemError
 
 # A cell thinner than this (Angstrom^3) cannot hold a periodic structure.
 _MIN_VOLUME = 1e-6

@@ -12,7 +12,7 @@ from mlpotential.backends.pinn.checkpoint import Checkpoint, latest_checkpoint
 from mlpotential.backends.pinn.params import BPNNParams, PinnParams, read_params
 from mlpotential.backends.pinn.pinet import load_pinet
 from mlpotential.backends.pinn.potential import PinnPotential
-from mlpotential.backends.units import ENERGY_UNITS_EV
+from mlpotential.units import ENERGY_UNIT_TO_EV
 
 # e_unit values this close (relative) to a named unit are that unit.
 _UNIT_MATCH = 1e-7
@@ -21,7 +21,7 @@ _UNIT_MATCH = 1e-7
 def named_energy_unit(e_unit: float) -> str | None:
     """The energy unit whose size in eV is PiNN's ``e_unit`` (``1.0`` is
     eV), or None when e_unit is no unit the engine names."""
-    for name, size in ENERGY_UNITS_EV.items():
+    for name, size in ENERGY_UNIT_TO_EV.items():
         if abs(e_unit - size) <= _UNIT_MATCH * size:
             return name
     return None

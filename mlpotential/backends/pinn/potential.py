@@ -85,7 +85,9 @@ class PinnPotential:
         centre = torch.as_tensor(pairs.centre, device=device)
         neighbour = torch.as_tensor(pairs.neighbour, device=device)
         numbers_t = torch.as_tensor(np.asarray(numbers, dtype=np.int64), device=device)
-        network_energy = self.network.atomic_outputs(numbers_t, centre, neighbour, diff / self.distance_to_angstrom).sum()
+        network_energy = self.network.atomic_outputs(
+            numbers_t, centre, neighbour, diff / self.distance_to_angstrom
+        ).sum()
         scale = self.energy_to_ev / self.energy_model.e_scale
         # The dress is a per-element constant: added in float64, outside autograd.
         dress = sum(self.energy_model.e_dress.get(int(z), 0.0) for z in numbers)

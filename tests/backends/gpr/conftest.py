@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from gpr_helpers import SmallModel, extract, fit_small_model
+
 from tests.backends.torch_threads import one_thread  # noqa: F401  (autouse fixture)
 
 
@@ -17,7 +18,10 @@ def examples(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     3_Li-EC/{train_set_tutorial,test_set_tutorial} extracted."""
     root = tmp_path_factory.mktemp("aenet-gpr-examples")
     source = shared_dir / "aenet-gpr-examples"
-    for example, names in (("1_H2", ("train_set", "test_set")), ("3_Li-EC", ("train_set_tutorial", "test_set_tutorial"))):
+    for example, names in (
+        ("1_H2", ("train_set", "test_set")),
+        ("3_Li-EC", ("train_set_tutorial", "test_set_tutorial")),
+    ):
         for name in names:
             extract(source / example / f"{name}.zip", root / example)
     return root

@@ -12,8 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-AENET_OUTPUTS = ("energy_test_gpr", "force_test_gpr", "unc_e_test_gpr", "unc_f_test_gpr",
-                 "energy_test_reference", "force_test_reference")  # fmt: skip
+AENET_OUTPUTS = (
+    "energy_test_gpr",
+    "force_test_gpr",
+    "unc_e_test_gpr",
+    "unc_f_test_gpr",
+    "energy_test_reference",
+    "force_test_reference",
+)
 
 
 def extract(archive: Path, target: Path) -> Path:
@@ -31,7 +37,12 @@ def run_aenet_gpr(workdir: Path, train_in: str, timeout: float = 900) -> dict[st
     (workdir / "train.in").write_text(train_in)
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     done = subprocess.run(
-        [sys.executable, "-m", "aenet_gpr", "train.in"], cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "aenet_gpr", "train.in"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     return {name: np.load(workdir / f"{name}.npy") for name in AENET_OUTPUTS if (workdir / f"{name}.npy").exists()}
@@ -44,8 +55,12 @@ def run_ours(workdir: Path, train_in: str, *extra: str) -> subprocess.CompletedP
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     return subprocess.run(
         [sys.executable, "-m", "mlpotential", "gpr", "train.in", "--threads", "1", "--no-progress", *extra],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def load_outputs(workdir: Path) -> dict[str, np.ndarray]:

@@ -11,10 +11,10 @@ import pytest
 from ase import Atoms
 from ase.units import Hartree
 
-from mlpotential.backends.errors import KeywordError, UnsupportedSystemError
+from mlpotential.backends.factory import create_calculator
 from mlpotential.backends.keywords import parse_settings
-from mlpotential.backends.registry import create_calculator
-from mlpotential.engine.pipe_engine import EngineError, PipeEngine
+from mlpotential.errors import KeywordError, UnsupportedSystemError
+from mlpotential.host.pipe_engine import EngineError, PipeEngine
 
 NUM_THREADS = "1"
 
@@ -28,10 +28,14 @@ def structures(model, count: int, seed: int) -> list[Atoms]:
     rng = np.random.default_rng(seed)
     subset = model.subset
     return [
-        Atoms(subset.symbols, positions=subset.positions[i] + rng.normal(0, 0.02, subset.positions[i].shape),
-              cell=None if subset.cells is None else subset.cells[i], pbc=subset.periodic)
+        Atoms(
+            subset.symbols,
+            positions=subset.positions[i] + rng.normal(0, 0.02, subset.positions[i].shape),
+            cell=None if subset.cells is None else subset.cells[i],
+            pbc=subset.periodic,
+        )
         for i in range(count)
-    ]  # fmt: skip
+    ]
 
 
 @pytest.mark.parametrize("model_name", ["li_ec_model", "h2_model"])
@@ -65,7 +69,10 @@ def test_model_units_scale_the_results(li_ec_model) -> None:
 def test_a_system_of_another_composition_is_refused(li_ec_model) -> None:
     calculator = create_calculator(parse_settings(keywords(li_ec_model.path)))
     atoms = structures(li_ec_model, 1, seed=3)[0][:-1]
-    with pytest.raises(UnsupportedSystemError, match=r"no GPR model for this system .*45 atoms.*Models: C3H4Li36O3 \(46 atoms, periodic\)"):
+    with pytest.raises(
+        UnsupportedSystemError,
+        match=r"no GPR model for this system .*45 atoms.*Models: C3H4Li36O3 \(46 atoms, periodic\)",
+    ):
         calculator.calculate(atoms, ["energy"])
 
 
@@ -79,8 +86,11 @@ def test_files_that_are_not_gpr_models_are_keyword_errors(tmp_path: Path, li_ec_
     save_file({"w": torch.zeros(2)}, str(foreign))
     truncated = tmp_path / "truncated.safetensors"
     truncated.write_bytes(li_ec_model.path.read_bytes()[:200])
-    for path, message in ((not_safetensors, "cannot read GPR model file"), (foreign, "is not a GPR model written by mlpotential gpr"),
-                          (truncated, "cannot read GPR model file")):  # fmt: skip
+    for path, message in (
+        (not_safetensors, "cannot read GPR model file"),
+        (foreign, "is not a GPR model written by mlpotential gpr"),
+        (truncated, "cannot read GPR model file"),
+    ):
         with pytest.raises(KeywordError, match=message) as caught:
             create_calculator(parse_settings(keywords(path)))
         assert caught.value.keyword == "ParameterFile" and str(path) in caught.value.message

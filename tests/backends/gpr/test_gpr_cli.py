@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from gpr_helpers import run_ours
 
-from mlpotential.backends.hdnnp.xsf import read_xsf
+from mlpotential.atomistic.xsf import read_xsf
+from mlpotential.backends.factory import create_calculator
 from mlpotential.backends.keywords import parse_settings
-from mlpotential.backends.registry import create_calculator
 
 
 def copy_files(source: Path, target: Path, count: int) -> Path:
@@ -43,9 +43,18 @@ def test_train_test_augment_and_save(li_ec_small: tuple[Path, Path], tmp_path: P
     done = run_ours(tmp_path / "run", text)
     assert done.returncode == 0, done.stderr
     out = tmp_path / "run"
-    for name in ("energy_test_gpr", "force_test_gpr", "unc_e_test_gpr", "unc_f_test_gpr", "energy_test_reference",
-                 "force_test_reference", "energy_additional_gpr", "force_additional_gpr", "unc_e_additional_gpr",
-                 "unc_f_additional_gpr"):  # fmt: skip
+    for name in (
+        "energy_test_gpr",
+        "force_test_gpr",
+        "unc_e_test_gpr",
+        "unc_f_test_gpr",
+        "energy_test_reference",
+        "force_test_reference",
+        "energy_additional_gpr",
+        "force_additional_gpr",
+        "unc_e_additional_gpr",
+        "unc_f_additional_gpr",
+    ):
         assert (out / f"{name}.npy").is_file(), name
     assert np.load(out / "force_test_gpr.npy").shape == (3, 46, 3)
     assert len(list((out / "train_xsf").glob("*.xsf"))) == 4
@@ -57,7 +66,9 @@ def test_train_test_augment_and_save(li_ec_small: tuple[Path, Path], tmp_path: P
     assert f"Saved the GPR model to {out / 'gpr_model.safetensors'}" in done.stdout
 
     # the saved model, served by Backend GPR, labels the augmented structures as the run did
-    calculator = create_calculator(parse_settings({"Backend": "GPR", "ParameterFile": str(out / "gpr_model.safetensors")}))
+    calculator = create_calculator(
+        parse_settings({"Backend": "GPR", "ParameterFile": str(out / "gpr_model.safetensors")})
+    )
     energies = np.load(out / "energy_additional_gpr.npy")
     parents = [read_xsf(f) for f in sorted(train.glob("*.xsf"))]
     displacements = []
@@ -65,7 +76,9 @@ def test_train_test_augment_and_save(li_ec_small: tuple[Path, Path], tmp_path: P
         atoms = read_xsf(path)
         written = atoms.get_potential_energy()
         assert written == pytest.approx(energies[number], rel=1e-15)
-        np.testing.assert_allclose(atoms.get_forces(), np.load(out / "force_additional_gpr.npy")[number], rtol=0, atol=1e-13)
+        np.testing.assert_allclose(
+            atoms.get_forces(), np.load(out / "force_additional_gpr.npy")[number], rtol=0, atol=1e-13
+        )
         atoms.calc = calculator
         assert atoms.get_potential_energy() == pytest.approx(written, rel=1e-10)
         step = atoms.positions - parents[number // 2].positions
@@ -86,7 +99,8 @@ def test_an_unknown_keyword_is_reported_and_the_run_goes_on(li_ec_small: tuple[P
 
 def bad_run(tmp_path: Path, train: Path, test_pattern: str) -> str:
     done = run_ours(
-        tmp_path / "run", f"Train_file {train}/file_*.xsf\nTest_file {test_pattern}\nscale 3.0\nfit_scale False\nfit_weight False\n"
+        tmp_path / "run",
+        f"Train_file {train}/file_*.xsf\nTest_file {test_pattern}\nscale 3.0\nfit_scale False\nfit_weight False\n",
     )
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
@@ -99,7 +113,9 @@ def test_a_test_glob_that_matches_nothing_names_the_pattern(li_ec_small: tuple[P
     assert "Test_file 'nowhere/file_*.xsf' matches no file" in message
 
 
-def test_an_xsf_with_fewer_atoms_than_primcoord_announces_names_the_file(li_ec_small: tuple[Path, Path], tmp_path: Path) -> None:
+def test_an_xsf_with_fewer_atoms_than_primcoord_announces_names_the_file(
+    li_ec_small: tuple[Path, Path], tmp_path: Path
+) -> None:
     train, test = li_ec_small
     broken = test / "file_0001.xsf"
     broken.write_text("\n".join(broken.read_text().splitlines()[:-2]) + "\n")

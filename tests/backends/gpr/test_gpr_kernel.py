@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from mlpotential.backends.gpr.kernel import assemble, cartesian_blocks, descriptor_blocks
+from mlpotential.backends.gpr.kernel import (
+    assemble,
+    cartesian_blocks,
+    descriptor_blocks,
+)
 
 SCALE, WEIGHT = 0.7, 1.3
 
@@ -84,8 +88,12 @@ def test_general_blocks_reduce_to_the_cartesian_ones_for_the_identity_jacobian()
     x1 = random_positions(5).reshape(1, -1).repeat(2, 1) + torch.tensor([[0.0], [0.1]], dtype=torch.float64)
     x2 = random_positions(6).reshape(1, -1).repeat(3, 1) * torch.tensor([[1.0], [1.05], [0.97]], dtype=torch.float64)
     eye = torch.eye(x1.shape[1], dtype=torch.float64)
-    general = descriptor_blocks(x1[:, None], eye.expand(2, 1, -1, -1), x2[:, None], eye.expand(3, 1, -1, -1), SCALE, WEIGHT)
-    torch.testing.assert_close(assemble(general), assemble(cartesian_blocks(x1, x2, SCALE, WEIGHT)), rtol=1e-11, atol=1e-12)
+    general = descriptor_blocks(
+        x1[:, None], eye.expand(2, 1, -1, -1), x2[:, None], eye.expand(3, 1, -1, -1), SCALE, WEIGHT
+    )
+    torch.testing.assert_close(
+        assemble(general), assemble(cartesian_blocks(x1, x2, SCALE, WEIGHT)), rtol=1e-11, atol=1e-12
+    )
 
 
 def test_assembled_matrices_equal_aenet_gprs_kernel() -> None:

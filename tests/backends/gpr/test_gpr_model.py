@@ -13,9 +13,22 @@ import pytest
 import torch
 from ase.build import molecule
 
-from mlpotential.backends.gpr.dataset import DataError, Structure, read_structures, split_by_composition
-from mlpotential.backends.gpr.descriptors import CartesianDescriptor, SymmetryFunctionDescriptor, SymmetryFunctionSettings
-from mlpotential.backends.gpr.fitting import filter_near_duplicates, fit_scale, fit_weight
+from mlpotential.backends.gpr.dataset import (
+    DataError,
+    Structure,
+    read_structures,
+    split_by_composition,
+)
+from mlpotential.backends.gpr.descriptors import (
+    CartesianDescriptor,
+    SymmetryFunctionDescriptor,
+    SymmetryFunctionSettings,
+)
+from mlpotential.backends.gpr.fitting import (
+    filter_near_duplicates,
+    fit_scale,
+    fit_weight,
+)
 from mlpotential.backends.gpr.gp import GaussianProcess, Hyperparameters
 from mlpotential.backends.gpr.kernel import assemble, cartesian_blocks
 
@@ -42,11 +55,14 @@ def dense_reference(gp: GaussianProcess, x_test: np.ndarray):
 
 def test_li_ec_predictions_match_a_dense_implementation(li_ec_model, examples: Path) -> None:
     gp = li_ec_model.gp
-    (test,) = split_by_composition(read_structures(sorted((examples / "3_Li-EC" / "test_set_tutorial").glob("*.xsf"))[:5]))
-    closed = gp.closed_form_predictor()
-    assert closed is not None and not closed.predict(torch.from_numpy(test.positions.reshape(len(test), -1)), True)[4].any(), (
-        "this covariance is well conditioned: the closed forms apply"
+    (test,) = split_by_composition(
+        read_structures(sorted((examples / "3_Li-EC" / "test_set_tutorial").glob("*.xsf"))[:5])
     )
+    closed = gp.closed_form_predictor()
+    assert (
+        closed is not None
+        and not closed.predict(torch.from_numpy(test.positions.reshape(len(test), -1)), True)[4].any()
+    ), "this covariance is well conditioned: the closed forms apply"
     prediction = gp.predict(test.positions, test.cells)
     prior, mean, variance = dense_reference(gp, test.positions.reshape(len(test), -1))
     count = len(test)
@@ -59,7 +75,9 @@ def test_li_ec_predictions_match_a_dense_implementation(li_ec_model, examples: P
 
 def test_closed_form_and_direct_predictions_agree(li_ec_model, examples: Path) -> None:
     gp = li_ec_model.gp
-    (test,) = split_by_composition(read_structures(sorted((examples / "3_Li-EC" / "test_set_tutorial").glob("*.xsf"))[5:9]))
+    (test,) = split_by_composition(
+        read_structures(sorted((examples / "3_Li-EC" / "test_set_tutorial").glob("*.xsf"))[5:9])
+    )
     closed = gp.predict(test.positions, test.cells)
     direct = GaussianProcess(CartesianDescriptor(), gp.symbols, gp.hyper, batch_size=5)
     direct.set_training_data(gp.train_positions, gp.train_cells, gp.train_energies, gp.train_forces)
@@ -107,7 +125,9 @@ def test_forces_are_minus_the_gradient_of_the_predicted_energy(model_name: str, 
     gp = model.gp
     rng = np.random.default_rng(3)
     start = model.subset.positions[1] + rng.normal(0, 0.03, model.subset.positions[1].shape)
-    forces = gp.predict(start[None], None if model.subset.cells is None else model.subset.cells[:1], variance=False).forces[0]
+    forces = gp.predict(
+        start[None], None if model.subset.cells is None else model.subset.cells[:1], variance=False
+    ).forces[0]
     step = 1e-3
     for atom, axis in [(0, 0), (1, 2), (gp.num_atoms - 1, 1)]:
         displaced = np.stack([start, start])
@@ -125,13 +145,23 @@ def test_a_mixed_set_is_split_into_one_model_per_composition() -> None:
     for index in range(6):
         base = water if index % 2 == 0 else ammonia
         positions = base.positions + rng.normal(0, 0.05, base.positions.shape)
-        structures.append(Structure(tuple(base.get_chemical_symbols()), positions, energy=float(index), forces=np.zeros_like(positions), source=f"s{index}"))
+        structures.append(
+            Structure(
+                tuple(base.get_chemical_symbols()),
+                positions,
+                energy=float(index),
+                forces=np.zeros_like(positions),
+                source=f"s{index}",
+            )
+        )
     subsets = split_by_composition(structures)
     assert [s.symbols for s in subsets] == [("O", "H", "H"), ("N", "H", "H", "H")]
     assert [list(s.indices) for s in subsets] == [[0, 2, 4], [1, 3, 5]]
     np.testing.assert_array_equal(subsets[1].energies, [1.0, 3.0, 5.0])
 
-    reordered = Structure(("H", "O", "H"), water.positions[[1, 0, 2]], energy=0.0, forces=np.zeros((3, 3)), source="odd.xsf")
+    reordered = Structure(
+        ("H", "O", "H"), water.positions[[1, 0, 2]], energy=0.0, forces=np.zeros((3, 3)), source="odd.xsf"
+    )
     with pytest.raises(DataError, match="odd.xsf: same composition as s0 but the atoms are listed in another order"):
         split_by_composition([*structures, reordered])
 
@@ -143,7 +173,11 @@ def test_log_marginal_likelihood_matches_a_dense_computation(li_ec_model) -> Non
     matrix += np.diag(gp._noise_diagonal().numpy())
     residual = np.concatenate([gp.train_energies - gp.prior_constant, gp.train_forces.reshape(-1)])
     sign, log_det = np.linalg.slogdet(matrix)
-    expected = -0.5 * residual @ np.linalg.solve(matrix, residual) - 0.5 * log_det - 0.5 * len(residual) * math.log(2 * math.pi)
+    expected = (
+        -0.5 * residual @ np.linalg.solve(matrix, residual)
+        - 0.5 * log_det
+        - 0.5 * len(residual) * math.log(2 * math.pi)
+    )
     fresh = GaussianProcess(CartesianDescriptor(), gp.symbols, Hyperparameters(scale=gp.hyper.scale), batch_size=5)
     fresh.set_training_data(gp.train_positions, gp.train_cells, gp.train_energies, gp.train_forces)
     fresh.fit()
@@ -165,8 +199,12 @@ def test_hyperparameter_fitting_follows_aenet_gpr(examples: Path) -> None:
     gp.fit()
     ours = fit_weight(gp, log=lambda _: None)
 
-    reference = ReferenceData(structure_files=[str(f) for f in files], file_format="xsf", descriptor="cartesian coordinates")
-    reference.config_calculator(scale=3.0, weight=1.0, train_batch_size=5, eval_batch_size=5, fit_weight=True, fit_scale=False)
+    reference = ReferenceData(
+        structure_files=[str(f) for f in files], file_format="xsf", descriptor="cartesian coordinates"
+    )
+    reference.config_calculator(
+        scale=3.0, weight=1.0, train_batch_size=5, eval_batch_size=5, fit_weight=True, fit_scale=False
+    )
     assert ours == pytest.approx(float(reference.calculator.weight), rel=1e-8)
     assert gp.prior_constant == pytest.approx(float(reference.calculator.prior.constant), rel=1e-10)
 
@@ -174,7 +212,9 @@ def test_hyperparameter_fitting_follows_aenet_gpr(examples: Path) -> None:
     for scale in (1.5, 3.0, 6.0):
         gp.hyper.scale = scale
         gp.fit()
-        scores[scale] = gp.log_marginal_likelihood() - 0.5 * ((math.log(scale) - math.log(0.4)) / 0.5) ** 2 - math.log(scale)
+        scores[scale] = (
+            gp.log_marginal_likelihood() - 0.5 * ((math.log(scale) - math.log(0.4)) / 0.5) ** 2 - math.log(scale)
+        )
     gp.hyper.scale = 3.0
     assert fit_scale(gp, log=lambda _: None) == max(scores, key=scores.get)
 
@@ -182,10 +222,15 @@ def test_hyperparameter_fitting_follows_aenet_gpr(examples: Path) -> None:
 def test_filter_removes_the_structures_aenet_gpr_removes(examples: Path) -> None:
     from aenet_gpr.util import ReferenceData
 
-    files = sorted((examples / "1_H2" / "train_set").glob("*.xsf")) + sorted((examples / "1_H2" / "test_set").glob("*.xsf"))[:40]
+    files = (
+        sorted((examples / "1_H2" / "train_set").glob("*.xsf"))
+        + sorted((examples / "1_H2" / "test_set").glob("*.xsf"))[:40]
+    )
     (subset,) = split_by_composition(read_structures(files))
     kept, removed = filter_near_duplicates(subset, 0.1)
-    reference = ReferenceData(structure_files=[str(f) for f in files], file_format="xsf", descriptor="cartesian coordinates")
+    reference = ReferenceData(
+        structure_files=[str(f) for f in files], file_format="xsf", descriptor="cartesian coordinates"
+    )
     reference.filter_similar_data(threshold=0.1)
     assert 0 < len(removed) < len(files)
     np.testing.assert_array_equal(kept.positions, np.array([image.positions for image in reference.images]))
@@ -193,7 +238,9 @@ def test_filter_removes_the_structures_aenet_gpr_removes(examples: Path) -> None
 
 def test_symmetry_function_descriptor_jacobian_is_the_derivative_of_its_features() -> None:
     atoms = molecule("CH3OH")
-    descriptor = SymmetryFunctionDescriptor.for_elements(tuple(atoms.get_chemical_symbols()), SymmetryFunctionSettings(cutoff=4.0, n_radial=4))
+    descriptor = SymmetryFunctionDescriptor.for_elements(
+        tuple(atoms.get_chemical_symbols()), SymmetryFunctionSettings(cutoff=4.0, n_radial=4)
+    )
     symbols = tuple(atoms.get_chemical_symbols())
     features, jacobian = descriptor.features(symbols, atoms.positions[None], None)
     step = 1e-5
@@ -201,7 +248,9 @@ def test_symmetry_function_descriptor_jacobian_is_the_derivative_of_its_features
         plus, minus = atoms.positions.copy(), atoms.positions.copy()
         plus[atom, axis] += step
         minus[atom, axis] -= step
-        numeric = (descriptor.features(symbols, plus[None], None)[0] - descriptor.features(symbols, minus[None], None)[0]) / (2 * step)
+        numeric = (
+            descriptor.features(symbols, plus[None], None)[0] - descriptor.features(symbols, minus[None], None)[0]
+        ) / (2 * step)
         torch.testing.assert_close(jacobian[0, :, 3 * atom + axis, :], numeric[0], rtol=1e-6, atol=1e-8)
     assert features.shape == (1, len(atoms), descriptor.parameters.n_features)
 
@@ -229,4 +278,6 @@ def test_symmetry_function_gpr_forces_are_minus_the_energy_gradient() -> None:
         shifted[0, atom, axis] += step
         shifted[1, atom, axis] -= step
         energies_shifted = gp.predict(shifted, variance=False).energies
-        assert -(energies_shifted[0] - energies_shifted[1]) / (2 * step) == pytest.approx(predicted.forces[0, atom, axis], rel=1e-5, abs=1e-6)
+        assert -(energies_shifted[0] - energies_shifted[1]) / (2 * step) == pytest.approx(
+            predicted.forces[0, atom, axis], rel=1e-5, abs=1e-6
+        )

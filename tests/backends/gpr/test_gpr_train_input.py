@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from mlpotential.backends.gpr.train_input import GprInput, TrainInputError, TrainInputWarning, parse_train_input
+from mlpotential.backends.gpr.train_input import (
+    GprInput,
+    TrainInputError,
+    TrainInputWarning,
+    parse_train_input,
+)
 
 MINIMAL = "Train_file train/*.xsf\n"
 
@@ -18,17 +23,37 @@ def test_defaults_are_aenet_gpr_3_7_9s() -> None:
     theirs = InputParameters()
     ours = parse_train_input(MINIMAL)
     pairs = {
-        "file_format": "file_format", "scale": "scale", "weight": "weight", "noise": "noise",
-        "noise_factor": "noisefactor", "fit_scale": "fit_scale", "fit_weight": "fit_weight",
-        "prior_update": "prior_update", "filter": "filter", "filter_threshold": "filter_threshold",
-        "batch_size": "train_batch_size", "get_variance": "get_variance", "train_write": "train_write",
-        "test_write": "test_write", "additional_write": "additional_write",
-        "train_model_save": "train_model_save", "disp_length": "disp_length", "num_copy": "num_copy",
-    }  # fmt: skip
+        "file_format": "file_format",
+        "scale": "scale",
+        "weight": "weight",
+        "noise": "noise",
+        "noise_factor": "noisefactor",
+        "fit_scale": "fit_scale",
+        "fit_weight": "fit_weight",
+        "prior_update": "prior_update",
+        "filter": "filter",
+        "filter_threshold": "filter_threshold",
+        "batch_size": "train_batch_size",
+        "get_variance": "get_variance",
+        "train_write": "train_write",
+        "test_write": "test_write",
+        "additional_write": "additional_write",
+        "train_model_save": "train_model_save",
+        "disp_length": "disp_length",
+        "num_copy": "num_copy",
+    }
     for field, theirs_name in pairs.items():
         assert getattr(ours, field) == getattr(theirs, theirs_name), field
-    soap = {"r_cut": "soap_r_cut", "n_max": "soap_n_max", "l_max": "soap_l_max", "sigma": "soap_sigma",
-            "rbf": "soap_rbf", "centers": "soap_centers", "method": "soap_method", "n_jobs": "soap_n_jobs"}  # fmt: skip
+    soap = {
+        "r_cut": "soap_r_cut",
+        "n_max": "soap_n_max",
+        "l_max": "soap_l_max",
+        "sigma": "soap_sigma",
+        "rbf": "soap_rbf",
+        "centers": "soap_centers",
+        "method": "soap_method",
+        "n_jobs": "soap_n_jobs",
+    }
     for field, theirs_name in soap.items():
         assert getattr(ours.soap, field) == getattr(theirs, theirs_name), field
     assert ours.descriptor == "cartesian" and theirs.descriptor == "cartesian coordinates"
@@ -46,7 +71,9 @@ def test_every_shared_train_in_is_read_without_warnings(shared_dir: Path, recwar
     soap = parse_train_input((shared_dir / "aenet-gpr-examples" / "3_Li-EC" / "train_soap.in").read_text())
     assert soap.descriptor == "soap"
     assert (soap.soap.r_cut, soap.soap.n_max, soap.soap.l_max, soap.soap.n_jobs) == (5.0, 6, 4, 32)
-    assert len(soap.soap.centers) == 8 and soap.soap.centers[0] == pytest.approx((2.20113706670393, 2.328998192856251, 6.952547732109352))
+    assert len(soap.soap.centers) == 8 and soap.soap.centers[0] == pytest.approx(
+        (2.20113706670393, 2.328998192856251, 6.952547732109352)
+    )
     assert (soap.additional_write, soap.disp_length, soap.num_copy, soap.batch_size) == (True, 0.05, 2, 10)
     h2 = parse_train_input((shared_dir / "aenet-gpr-examples" / "1_H2" / "train.in").read_text())
     assert (h2.fit_scale, h2.fit_weight, h2.filter) == (True, True, False)
@@ -72,10 +99,19 @@ random_seed 11
 """
     settings = parse_train_input(text)
     assert settings == GprInput(
-        train_file="a/*.xsf", test_file="b/*.xsf", scale=2.5, fit_scale=False, fit_weight=False, batch_size=7,
-        num_copy=3, disp_length=0.01, descriptor="cartesian", noise_placement="per_observation", random_seed=11,
+        train_file="a/*.xsf",
+        test_file="b/*.xsf",
+        scale=2.5,
+        fit_scale=False,
+        fit_weight=False,
+        batch_size=7,
+        num_copy=3,
+        disp_length=0.01,
+        descriptor="cartesian",
+        noise_placement="per_observation",
+        random_seed=11,
         soap=settings.soap,
-    )  # fmt: skip
+    )
     assert settings.soap.rbf == "polynomial"
 
 
@@ -93,8 +129,14 @@ def test_an_unknown_keyword_gets_a_warning_naming_it() -> None:
         ("scale abc", r"x.in:2: scale 'abc' is not a number"),
         ("batch_size 2.5", r"x.in:2: batch_size '2.5' is not an integer"),
         ("fit_scale maybe", r"x.in:2: fit_scale 'maybe' is not a truth value"),
-        ("Descriptor mace", r"x.in:2: Descriptor 'mace' is an aenet-gpr descriptor that mlpotential gpr does not provide"),
-        ("Descriptor fingerprint", r"Descriptor 'fingerprint' is not known; use one of: cartesian, soap, symmetry_functions"),
+        (
+            "Descriptor mace",
+            r"x.in:2: Descriptor 'mace' is an aenet-gpr descriptor that mlpotential gpr does not provide",
+        ),
+        (
+            "Descriptor fingerprint",
+            r"Descriptor 'fingerprint' is not known; use one of: cartesian, soap, symmetry_functions",
+        ),
         ("standardization True", r"x.in:2: standardization True \(standardised energies\) is not supported"),
         ("scale -1", r"scale must be positive"),
         ("batch_size 0", r"batch_size must be at least 1"),

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gpr_helpers import elementwise_relative, extract, load_outputs, max_relative, run_aenet_gpr, run_ours
+from gpr_helpers import (
+    elementwise_relative,
+    extract,
+    load_outputs,
+    max_relative,
+    run_aenet_gpr,
+    run_ours,
+)
 
 FIT_OFF = "fit_scale False\nfit_weight False\n"
 
@@ -38,7 +45,9 @@ def maes(outputs: dict) -> tuple[float, float]:
     return float(energy), float(np.mean(np.abs(norms)))
 
 
-def test_h2_agrees_with_aenet_gpr_and_with_the_shared_train_out(examples: Path, shared_dir: Path, tmp_path: Path) -> None:
+def test_h2_agrees_with_aenet_gpr_and_with_the_shared_train_out(
+    examples: Path, shared_dir: Path, tmp_path: Path
+) -> None:
     text = train_in(examples / "1_H2" / "train_set", examples / "1_H2" / "test_set")
     reference = run_aenet_gpr(tmp_path / "aenet", text)
     done = run_ours(tmp_path / "ours", text)

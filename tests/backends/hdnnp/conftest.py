@@ -10,33 +10,9 @@ import pytest
 import torch
 from ase import Atoms
 from ase.build import bulk, fcc111
+
 from tests.backends.emt_trained_models import emt_labelled
 from tests.backends.torch_threads import one_thread  # noqa: F401  (autouse fixture)
-
-
-def random_molecule(symbols: str, seed: int, box: float = 4.0, closest: float = 0.9) -> Atoms:
-    """Atoms at random positions in a box, no two closer than ``closest`` Angstrom."""
-    rng = np.random.default_rng(seed)
-    count = len(Atoms(symbols))
-    positions: list[np.ndarray] = []
-    while len(positions) < count:
-        candidate = rng.uniform(0.0, box, 3)
-        if all(np.linalg.norm(candidate - p) >= closest for p in positions):
-            positions.append(candidate)
-    return Atoms(symbols, positions=positions)
-
-
-def random_crystal(symbols: str, seed: int, closest: float = 1.2) -> Atoms:
-    """A random triclinic cell (about 4-6 Angstrom edges) with randomly
-    placed atoms, no two (or two images) closer than ``closest``."""
-    rng = np.random.default_rng(seed)
-    cell = np.diag(rng.uniform(4.0, 6.0, 3)) + rng.uniform(-0.8, 0.8, (3, 3)) * (1 - np.eye(3))
-    count = len(Atoms(symbols))
-    while True:
-        atoms = Atoms(symbols, cell=cell, pbc=True, scaled_positions=rng.uniform(0.0, 1.0, (count, 3)))
-        distances = atoms.get_all_distances(mic=True) + np.eye(len(atoms)) * closest
-        if distances.min() >= closest:
-            return atoms
 
 
 def emt_structures(count: int, seed: int) -> list[Atoms]:
@@ -59,10 +35,15 @@ def emt_structures(count: int, seed: int) -> list[Atoms]:
 def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Cu model trained briefly (seconds) on 40 EMT structures, with a
     short cutoff; good enough to be a smooth, non-trivial potential."""
-    from mlpotential.backends.hdnnp.config import DescriptorSettings, Stage, TrainingConfig
-    from mlpotential.backends.hdnnp.data import DataSource
-    from mlpotential.backends.hdnnp.training import train
     from ase.io import write
+
+    from mlpotential.atomistic.structures import DataSource
+    from mlpotential.backends.hdnnp.config import (
+        DescriptorSettings,
+        Stage,
+        TrainingConfig,
+    )
+    from mlpotential.backends.hdnnp.training import train
 
     torch.set_num_threads(1)
     folder = tmp_path_factory.mktemp("hdnnp-small")

@@ -15,13 +15,21 @@ from ase import Atoms
 from ase.build import bulk, fcc100
 from ase.cluster import Icosahedron
 
-from mlpotential.backends.errors import KeywordError, UnsupportedSystemError
-from mlpotential.backends.hdnnp import built_in_model_path
+from mlpotential.backends.factory import create_calculator
 from mlpotential.backends.hdnnp.calculator import HDNNPCalculator
-from mlpotential.backends.hdnnp.model_file import ModelFileError, load_model, read_metadata, save_model
+from mlpotential.backends.hdnnp.factory import built_in_model_path
+from mlpotential.backends.hdnnp.model_file import (
+    ModelFileError,
+    load_model,
+    read_metadata,
+    save_model,
+)
 from mlpotential.backends.keywords import parse_settings
-from mlpotential.backends.registry import create_calculator
-from tests.backends.calculator_checks import central_difference_forces, central_difference_stress
+from mlpotential.errors import KeywordError, UnsupportedSystemError
+from tests.backends.calculator_checks import (
+    central_difference_forces,
+    central_difference_stress,
+)
 
 
 def structures() -> dict[str, Atoms]:
@@ -41,13 +49,17 @@ def test_forces_are_minus_the_energy_gradient(small_model: Path, name: str) -> N
     forces = atoms.get_forces()
     assert np.abs(forces).max() > 0.05
     some = np.random.default_rng(0).choice(len(atoms), size=5, replace=False)
-    np.testing.assert_allclose(forces[some], central_difference_forces(calculator, atoms, 1e-4, some), rtol=0, atol=1e-4)
+    np.testing.assert_allclose(
+        forces[some], central_difference_forces(calculator, atoms, 1e-4, some), rtol=0, atol=1e-4
+    )
     assert atoms.get_potential_energies().sum() == pytest.approx(atoms.get_potential_energy(), rel=1e-12)
 
 
 def test_stress_is_the_strain_derivative(small_model: Path) -> None:
     atoms = structures()["bulk"]
-    atoms.set_cell(atoms.cell.array @ np.array([[1.02, 0.01, 0.0], [0.0, 0.99, 0.02], [0.0, 0.0, 1.01]]), scale_atoms=True)
+    atoms.set_cell(
+        atoms.cell.array @ np.array([[1.02, 0.01, 0.0], [0.0, 0.99, 0.02], [0.0, 0.0, 1.01]]), scale_atoms=True
+    )
     atoms.calc = HDNNPCalculator.from_file(small_model)
     stress = atoms.get_stress(voigt=False)
     numerical = central_difference_stress(atoms.calc, atoms)
@@ -65,7 +77,9 @@ def test_rigid_motions_change_nothing(small_model: Path) -> None:
     rotation.translate([3.0, -2.0, 11.0])
     rotation.calc = calculator
     assert rotation.get_potential_energy() == pytest.approx(energy, abs=1e-10)
-    matrix = np.linalg.lstsq(cluster.positions - cluster.positions.mean(0), rotation.positions - rotation.positions.mean(0), rcond=None)[0]
+    matrix = np.linalg.lstsq(
+        cluster.positions - cluster.positions.mean(0), rotation.positions - rotation.positions.mean(0), rcond=None
+    )[0]
     np.testing.assert_allclose(rotation.get_forces(), forces @ matrix, atol=1e-9)
 
     crystal = structures()["bulk"]

@@ -14,9 +14,9 @@ from ase.build import bulk, fcc111
 from ase.cluster import Icosahedron
 from ase.optimize import BFGS
 
+from mlpotential.backends.factory import create_calculator
 from mlpotential.backends.keywords import parse_settings
-from mlpotential.backends.registry import create_calculator
-from mlpotential.engine.pipe_engine import EngineError, PipeEngine
+from mlpotential.host.pipe_engine import EngineError, PipeEngine
 
 NUM_THREADS = "1"
 

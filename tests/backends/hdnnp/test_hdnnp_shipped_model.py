@@ -13,8 +13,8 @@ from ase.build import bulk, fcc100, fcc110
 from ase.calculators.emt import EMT
 from ase.cluster import Icosahedron, Octahedron
 
-from mlpotential.backends.hdnnp import built_in_model_path
 from mlpotential.backends.hdnnp.calculator import HDNNPCalculator
+from mlpotential.backends.hdnnp.factory import built_in_model_path
 from mlpotential.backends.hdnnp.model_file import read_metadata
 
 REPO = Path(__file__).resolve().parents[3]
@@ -69,8 +69,21 @@ def test_training_script_is_deterministic(tmp_path: Path) -> None:
     outputs = []
     for run in ("a", "b"):
         model = tmp_path / f"{run}.pt"
-        arguments = ["--output", str(model), "--report", str(tmp_path / f"{run}.json"), "--plot", "",
-                     "--structures", "12", "--epochs", "2", "--seed", "5", "--quiet"]  # fmt: skip
+        arguments = [
+            "--output",
+            str(model),
+            "--report",
+            str(tmp_path / f"{run}.json"),
+            "--plot",
+            "",
+            "--structures",
+            "12",
+            "--epochs",
+            "2",
+            "--seed",
+            "5",
+            "--quiet",
+        ]
         assert main(arguments) == 0
         outputs.append(torch.load(model, weights_only=True)["tensors"])
     assert outputs[0].keys() == outputs[1].keys()

@@ -16,13 +16,19 @@ import yaml
 from ase.io import write
 from conftest import emt_structures
 
-from mlpotential.backends.errors import BackendUnavailableError
+from mlpotential.atomistic.structures import DataSource
+from mlpotential.atomistic.xsf import write_xsf
 from mlpotential.backends.hdnnp.calculator import HDNNPCalculator
-from mlpotential.backends.hdnnp.config import ConfigError, DescriptorSettings, Stage, TrainingConfig, load_config
-from mlpotential.backends.hdnnp.data import DataSource
+from mlpotential.backends.hdnnp.config import (
+    ConfigError,
+    DescriptorSettings,
+    Stage,
+    TrainingConfig,
+    load_config,
+)
 from mlpotential.backends.hdnnp.training import train
-from mlpotential.backends.hdnnp.xsf import write_xsf
 from mlpotential.cli import main as cli
+from mlpotential.errors import BackendUnavailableError
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +97,11 @@ def test_energy_only_xsf_data_train_alongside_forces(data_folder: Path, tmp_path
     write(tmp_path / "emt.extxyz", emt_structures(20, seed=1))
     config = quick_config(
         tmp_path,
-        data=(DataSource("emt.extxyz"), DataSource(str(xsf_folder)), DataSource("emt.extxyz", energy_only=True, index=":5")),
+        data=(
+            DataSource("emt.extxyz"),
+            DataSource(str(xsf_folder)),
+            DataSource("emt.extxyz", energy_only=True, index=":5"),
+        ),
         test_fraction=0.0,
         validation_fraction=0.0,
         stages=(Stage(epochs=5, batch_size=6),),

@@ -1,0 +1,48 @@
+"""The HDNNP backend's factory: engine settings -> HDNNPCalculator."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlpotential.errors import KeywordError
+
+if TYPE_CHECKING:
+    from ase.calculators.calculator import Calculator
+
+    from mlpotential.backends.keywords import EngineSettings
+
+BUILT_IN_MODELS: dict[str, str] = {"Cu-EMT": "cu_emt.pt"}
+"""Model name -> file in this package's models/ folder."""
+
+
+def built_in_model_path(name: str) -> Path:
+    """The file of a model shipped with the package."""
+    return Path(str(resources.files("mlpotential.backends.hdnnp").joinpath("models", BUILT_IN_MODELS[name])))
+
+
+def create_calculator(settings: EngineSettings) -> Calculator:
+    """The calculator for ``Backend HDNNP``: ``Model Custom`` reads
+    ``ParameterFile``; ``Model Cu-EMT`` is the shipped demonstration model
+    (copper fitted to ASE's EMT)."""
+    from mlpotential.backends.hdnnp.calculator import HDNNPCalculator
+    from mlpotential.backends.hdnnp.model_file import (
+        MODEL_UNITS,
+        ModelFileError,
+        load_model,
+    )
+    from mlpotential.backends.runtime import torch_device
+    from mlpotential.units import ModelUnits
+
+    if settings.model in BUILT_IN_MODELS:
+        keyword, path = "Model", built_in_model_path(settings.model)
+    else:
+        keyword, path = "ParameterFile", Path(str(settings.parameter_file))
+    try:
+        model = load_model(path)
+    except ModelFileError as exc:
+        raise KeywordError(keyword, f"{keyword} {settings.model if keyword == 'Model' else path}: {exc}") from exc
+    device = torch_device(settings.device)
+    units = settings.model_units(ModelUnits(**MODEL_UNITS))
+    return HDNNPCalculator(model, device=device, units=units)

@@ -1,0 +1,100 @@
+"""``mlpotential client``: drive any AMS-compatible worker command through
+Hello, SetSystem and Solve, or run the conformance suite against it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from mlpotential.host.client import EngineError, PipeClient
+from mlpotential.host.launcher import WorkerDiedError, WorkerTimeoutError
+from mlpotential.protocol.codecs import CODECS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlpotential client",
+        description="Drive an AMS-compatible worker over call_pipe/reply_pipe: print its energy (Hartree) and "
+        "gradients (Hartree/Bohr) for a geometry, or check it against the protocol with --check.",
+    )
+    parser.add_argument(
+        "--worker",
+        required=True,
+        metavar="COMMAND",
+        help='the worker command line, e.g. "mlpotential worker --model EMT"',
+    )
+    parser.add_argument("geometry", type=Path, help="a geometry file ase.io can read (Angstrom)")
+    parser.add_argument("--gradients", action="store_true", help="also ask for gradients")
+    parser.add_argument("--codec", choices=list(CODECS), default="ubjson", help="payload encoding (default ubjson)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--check", action="store_true", help="run the conformance suite; non-zero exit on any FAIL")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each reply (default 60)")
+    return parser
+
+
+def _print_table(results) -> None:
+    width = max(len(result.name) for result in results)
+    for result in results:
+        verdict = "PASS" if result.passed else "FAIL"
+        line = f"{verdict}  {result.name:<{width}}  {result.seconds:6.2f} s"
+        print(line + (f"  {result.detail}" if result.detail else ""))
+    failed = sum(not result.passed for result in results)
+    print(f"\n{len(results) - failed} passed, {failed} failed")
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    import ase.io
+
+    from mlpotential.ase_bridge import system_message
+
+    command = shlex.split(args.worker)
+    try:
+        system = system_message(ase.io.read(args.geometry))
+    except Exception as exc:
+        print(f"mlpotential client: cannot read geometry {args.geometry}: {exc}", file=sys.stderr)
+        return 2
+
+    if args.check:
+        from mlpotential.host.conformance import run_suite
+
+        results = run_suite(command, system, args.codec, args.timeout)
+        _print_table(results)
+        return 0 if all(result.passed for result in results) else 1
+
+    try:
+        with PipeClient(command, args.codec, reply_timeout=args.timeout) as client:
+            client.hello()
+            client.set_system(system)
+            results = client.solve(gradients=args.gradients)
+    except EngineError as exc:
+        if args.json:
+            print(
+                json.dumps(
+                    {"status": int(exc.status), "method": exc.method, "argument": exc.argument, "message": exc.message}
+                )
+            )
+        else:
+            print(f"mlpotential client: the worker answered {exc}", file=sys.stderr)
+        return 1
+    except (WorkerDiedError, WorkerTimeoutError, OSError) as exc:
+        print(f"mlpotential client: {exc}", file=sys.stderr)
+        return 1
+    gradients = results.values.get("gradients")
+    if args.json:
+        report = {
+            "energy": results.energy,
+            **({"gradients": gradients.tolist()} if gradients is not None else {}),
+            "status": 0,
+        }
+        print(json.dumps(report))
+        return 0
+    print(f"Energy (Hartree): {results.energy:.12f}")
+    if gradients is not None:
+        print("Gradients (Hartree/Bohr):")
+        for symbol, row in zip(system.atom_symbols, gradients):
+            print(f"  {symbol:<3}" + "".join(f"{value:18.10f}" for value in row))
+    return 0

@@ -1,0 +1,176 @@
+"""``PipeEngine``: an ASE calculator whose energies and forces come from an
+mlpotential worker (or any AMS-compatible worker) in another process.
+
+It converts at the edge: ASE's eV and Angstrom in, the wire's Hartree and
+Bohr out. It sends SetSystem when the species, the atom count or the
+periodicity change and SetCoords/SetLattice otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+
+from mlpotential.ase_bridge import (
+    coords_message,
+    lattice_message,
+    results_from_wire,
+    system_message,
+)
+from mlpotential.backends.keywords import PATH_KEYWORDS, keyword_options
+from mlpotential.errors import KeywordError
+from mlpotential.host.client import EngineError, PipeClient
+from mlpotential.host.launcher import WorkerDiedError, our_worker_command
+from mlpotential.names import canonical_name
+from mlpotential.protocol.errors import Status
+
+# Changes that SetCoords/SetLattice can carry; any other change needs SetSystem.
+_SAME_SYSTEM = frozenset(("positions", "cell"))
+
+
+def absolute_keywords(keywords: Mapping[str, Any], base: str | os.PathLike[str] | None = None) -> dict[str, str]:
+    """The keywords with ParameterFile/ParameterDir made absolute against
+    ``base`` (default: the current directory): the worker runs elsewhere."""
+    base_path = Path(base) if base is not None else Path.cwd()
+    result = {}
+    for key, value in keywords.items():
+        if value is None:
+            continue
+        value = str(value)
+        if canonical_name(key, PATH_KEYWORDS) and value:
+            value = str((base_path / Path(value).expanduser()).resolve())
+        result[key] = value
+    return result
+
+
+def worker_options(keywords: Mapping[str, str]) -> list[str]:
+    """``mlpotential worker`` options for engine keywords; an unknown keyword
+    is an :class:`EngineError` (invalid_argument) naming it."""
+    try:
+        return keyword_options(keywords)
+    except KeywordError as exc:
+        raise EngineError(Status.INVALID_ARGUMENT, exc.message, "", exc.keyword) from None
+
+
+class PipeEngine(Calculator):
+    """An ASE calculator served by a worker process over the pipe protocol.
+
+    ``keywords`` are engine keywords (``{"Backend": "ASE", "Model": "EMT"}``);
+    ``input_file`` is a file with an ``Engine MLPotential`` block (the
+    keywords override it). Relative paths in both are taken against
+    ``base_directory`` (default: the current directory), because the worker
+    runs in its private directory. ``worker_command`` replaces our worker by
+    any AMS-compatible command; ``worker_args`` are extra ``mlpotential
+    worker`` options (absolute paths, e.g. ``--summary``).
+    Results: energy, free_energy (eV), forces (eV/Angstrom), stress
+    (eV/Angstrom^3, 3D-periodic systems), energy_std (eV) and forces_std
+    (eV/Angstrom) where the backend has them. Use as a context manager, or
+    call :meth:`close`; the worker is started on first use.
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress", "energy_std", "forces_std"]
+    discard_results_on_any_change = True
+
+    def __init__(
+        self,
+        keywords: Mapping[str, Any] | None = None,
+        *,
+        codec: str = "ubjson",
+        worker_command: Sequence[str] | None = None,
+        worker_args: Sequence[str] = (),
+        input_file: str | os.PathLike[str] | None = None,
+        base_directory: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.keywords = absolute_keywords(keywords or {}, base_directory)
+        if worker_command is None:
+            options = worker_options(self.keywords)
+            if input_file is not None:
+                base = Path(base_directory) if base_directory is not None else Path.cwd()
+                options = ["--input", str((base / Path(input_file).expanduser()).resolve()), *options]
+            worker_command = our_worker_command(*options, *worker_args)
+        self.command = list(worker_command)
+        self.codec = codec
+        self.env = env
+        self.client: PipeClient | None = None
+        self._system_sent = False
+
+    # -------------------------------------------------------------- lifecycle
+    def start(self) -> PipeClient:
+        """Start the worker and say Hello (done on first use otherwise)."""
+        if self.client is None:
+            client = PipeClient(self.command, self.codec, self.env)
+            try:
+                client.hello()
+            except BaseException:
+                client.close(timeout=2.0)
+                raise
+            self.client = client
+        return self.client
+
+    def close(self) -> None:
+        """Stop the worker and remove its pipe directory."""
+        if self.client is not None:
+            client, self.client = self.client, None
+            self._system_sent = False
+            client.close()
+
+    def __enter__(self) -> PipeEngine:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def worker_pid(self) -> int | None:
+        return None if self.client is None else self.client.worker.pid
+
+    def worker_log(self) -> str:
+        """What the worker printed so far (warnings, errors)."""
+        return "" if self.client is None else self.client.worker.log_text()
+
+    # ------------------------------------------------------------ calculation
+    def _send_geometry(self, atoms: Atoms, system_changes: Sequence[str]) -> None:
+        """SetSystem for a new system (first call, other species, atom count or
+        periodicity), else SetCoords/SetLattice for what ASE says changed."""
+        client = self.start()
+        if not self._system_sent or not _SAME_SYSTEM.issuperset(system_changes):
+            try:
+                client.set_system(system_message(atoms))
+            except ValueError as exc:
+                raise EngineError(Status.INVALID_ARGUMENT, str(exc), "SetSystem", "latticeVectors") from None
+            self._system_sent = True
+            return
+        if "positions" in system_changes:
+            client.call(coords_message(atoms))
+        if "cell" in system_changes and atoms.pbc.any():
+            client.call(lattice_message(atoms))
+
+    def calculate(
+        self,
+        atoms: Atoms | None = None,
+        properties: Sequence[str] = ("energy",),
+        system_changes: Sequence[str] = all_changes,
+    ) -> None:
+        super().calculate(atoms, properties, system_changes)
+        self._send_geometry(self.atoms, system_changes)
+        want_stress = "stress" in properties
+        try:
+            results = self.client.solve(gradients=True, stressTensor=want_stress, other="forces_std" in properties)
+        except WorkerDiedError:
+            self._system_sent = False
+            self.client.close(timeout=1.0)
+            self.client = None
+            raise
+        self.results = results_from_wire(results)
+
+
+__all__ = ["EngineError", "PipeEngine", "WorkerDiedError"]
