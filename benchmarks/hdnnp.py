@@ -222,11 +222,7 @@ def training_benchmark(devices: list[str], epochs: int) -> dict:
     from train_cu_emt import generate
 
     from mlpotential.atomistic.structures import Structure
-    from mlpotential.backends.hdnnp.config import (
-        DescriptorSettings,
-        Stage,
-        TrainingConfig,
-    )
+    from mlpotential.backends.hdnnp.config import DescriptorSettings, Stage, TrainingConfig
     from mlpotential.backends.hdnnp.training import train
 
     structures = [

@@ -28,7 +28,7 @@ _PUBLIC = {
     "WorkerDiedError": "mlpotential.host.launcher",
 }
 
-__all__ = [*_PUBLIC, "__version__"]
+__all__ = ["EngineError", "PipeClient", "PipeEngine", "WorkerDiedError", "__version__"]
 
 if TYPE_CHECKING:
     from mlpotential.host.client import EngineError, PipeClient

@@ -22,14 +22,8 @@ import numpy as np
 import torch
 
 from mlpotential.atomistic.cutoffs import CUTOFF_FUNCTIONS, Cutoff
-from mlpotential.atomistic.neighbors import (
-    NeighborList,
-    build_neighbor_list,
-    pair_vectors,
-)
-from mlpotential.atomistic.symmetry_function_parameters import (
-    SymmetryFunctionParameters,
-)
+from mlpotential.atomistic.neighbors import NeighborList, build_neighbor_list, pair_vectors
+from mlpotential.atomistic.symmetry_function_parameters import SymmetryFunctionParameters
 from mlpotential.errors import UnsupportedSystemError
 
 DEFAULT_TRIPLES_PER_CHUNK = 131_072

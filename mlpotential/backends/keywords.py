@@ -209,9 +209,20 @@ def parse_settings(keywords: Mapping[str, str | int | None]) -> EngineSettings:
     energy_unit = _choose("MLEnergyUnit", given.get("MLEnergyUnit") or AUTO, (AUTO, *ENERGY_UNIT_TO_EV))
     distance_unit = _choose("MLDistanceUnit", given.get("MLDistanceUnit") or AUTO, (AUTO, *DISTANCE_UNIT_TO_ANGSTROM))
 
+    if spec.fixed_units:
+        fixed = f"{spec.default_units.energy}, {spec.default_units.distance}"
+        for keyword, value in (("MLEnergyUnit", energy_unit), ("MLDistanceUnit", distance_unit)):
+            if value != AUTO:
+                raise KeywordError(keyword, f"{keyword} is fixed for Backend {backend} ({fixed}); leave it Auto")
+
     device = given.get("Device", "").lower()
     if device and not _DEVICE_PATTERN.match(device):
         raise KeywordError("Device", f"Device {given['Device']!r} is not allowed; use empty, cpu, cuda or cuda:N")
+    if device and device.split(":")[0] not in spec.devices:
+        runs_on = "the CPU" if spec.devices == ("cpu",) else " or ".join(spec.devices)
+        raise KeywordError(
+            "Device", f"Device {device} is not supported by Backend {backend}, which runs on {runs_on}; use Device cpu"
+        )
 
     return EngineSettings(
         backend=backend,

@@ -25,28 +25,48 @@ CUSTOM = "Custom"
 
 @dataclass(frozen=True)
 class BackendSpec:
-    """What the engine needs to know about one backend before importing it.
+    """Every fact about one backend, known before importing it.
 
-    ``models`` are the accepted Model values (built-in names and/or
-    ``Custom``), the first is the default. ``parameter`` says which keyword
-    holds a Custom model: ``"ParameterFile"`` or ``"ParameterDir"``.
-    ``factory`` is ``"module:function"``; the function takes EngineSettings
-    and returns an ASE calculator. ``libraries`` are the import names the
-    backend needs (the installer checks them), ``install_name`` the argument
-    of ``mlpotential install`` that provides them. ``built_in_parameter_dir``:
-    built-in models may be read from a ``ParameterDir`` (TorchANI's NeuroChem
-    files).
+    Keywords: ``models`` are the accepted Model values (built-in names and/or
+    ``Custom``), the first is the default; ``parameter`` says which keyword
+    holds a Custom model (``"ParameterFile"`` or ``"ParameterDir"``);
+    ``built_in_parameter_dir``: built-in models may be read from a
+    ``ParameterDir`` (TorchANI's NeuroChem files); ``devices`` are the Device
+    kinds it runs on (``"cpu"``, ``"cuda"``); ``fixed_units``: the model's
+    units are fixed, so MLEnergyUnit/MLDistanceUnit must stay Auto;
+    ``default_units`` are what Auto means otherwise.
+
+    Code: ``factory`` and ``probe`` are ``"module:function"``; the factory
+    takes EngineSettings and returns an ASE calculator, the probe (the
+    installer's check that the backend works here) returns a one-line
+    description of a tiny evaluation and raises when it fails.
+
+    Installation: ``install_name`` is the ``mlpotential install`` argument
+    (default: the name in lower case); ``extra`` the pip extra of
+    mlpotential that lists its requirements, ``core_requirements`` the names
+    of core dependencies it stands on instead; ``without_dependencies`` are
+    installed afterwards with ``--no-deps`` (their declared pins conflict
+    with torch); ``removable`` are the distributions ``--uninstall`` removes
+    (only the backend's own library: its dependencies serve others too);
+    ``needs_torch``: it runs on PyTorch.
     """
 
     name: str
     models: tuple[str, ...]
     parameter: str | None
     factory: str
+    probe: str
     default_units: ModelUnits
-    libraries: tuple[str, ...] = ()
-    install_name: str | None = None
     description: str = ""
     built_in_parameter_dir: bool = False
+    devices: tuple[str, ...] = ("cpu", "cuda")
+    fixed_units: bool = False
+    install_name: str | None = None
+    extra: str | None = None
+    core_requirements: tuple[str, ...] = ()
+    without_dependencies: tuple[str, ...] = ()
+    removable: tuple[str, ...] = ()
+    needs_torch: bool = True
 
     @property
     def default_model(self) -> str:
@@ -57,6 +77,15 @@ class BackendSpec:
         """The Model values that name a model shipped or downloaded, not ``Custom``."""
         return tuple(model for model in self.models if model != CUSTOM)
 
+    @property
+    def install_argument(self) -> str:
+        """The argument of ``mlpotential install`` that installs this backend."""
+        return self.install_name or self.name.lower()
+
+
+def _module(name: str) -> str:
+    return f"mlpotential.backends.{name}"
+
 
 BACKENDS: dict[str, BackendSpec] = {
     spec.name: spec
@@ -65,69 +94,81 @@ BACKENDS: dict[str, BackendSpec] = {
             name="TorchANI",
             models=("ANI-2x", "ANI-1ccx", "ANI-1x", CUSTOM),
             parameter="ParameterFile",
-            factory="mlpotential.backends.torchani.factory:create_calculator",
+            factory=_module("torchani.factory:create_calculator"),
+            probe=_module("torchani.probe:probe"),
             default_units=ModelUnits("Hartree", "angstrom"),
-            libraries=("torchani",),
-            install_name="torchani",
             description="ANI-1x, ANI-1ccx, ANI-2x ensembles (torchani)",
             built_in_parameter_dir=True,
+            extra="torchani",
+            removable=("torchani",),
         ),
         BackendSpec(
             name="SchNetPack",
             models=(CUSTOM,),
             parameter="ParameterFile",
-            factory="mlpotential.backends.schnetpack.factory:create_calculator",
+            factory=_module("schnetpack.factory:create_calculator"),
+            probe=_module("schnetpack.probe:probe"),
             default_units=ModelUnits("eV", "angstrom"),
-            libraries=("schnetpack",),
-            install_name="schnetpack",
             description="SchNet/PaiNN models trained with SchNetPack",
+            extra="schnetpack",
+            without_dependencies=("schnetpack==2.1.1",),
+            removable=("schnetpack",),
         ),
         BackendSpec(
             name="sGDML",
             models=(CUSTOM,),
             parameter="ParameterFile",
-            factory="mlpotential.backends.sgdml.factory:create_calculator",
+            factory=_module("sgdml.factory:create_calculator"),
+            probe=_module("sgdml.probe:probe"),
             default_units=ModelUnits("kcal/mol", "angstrom"),
-            libraries=("sgdml",),
-            install_name="sgdml",
             description="sGDML kernel models (.npz)",
+            devices=("cpu",),
+            extra="sgdml",
+            removable=("sgdml",),
         ),
         BackendSpec(
             name="PiNN",
             models=(CUSTOM,),
             parameter="ParameterDir",
-            factory="mlpotential.backends.pinn.factory:create_calculator",
+            factory=_module("pinn.factory:create_calculator"),
+            probe=_module("pinn.probe:probe"),
             default_units=ModelUnits("eV", "angstrom"),
-            install_name="pinn",
             description="PiNN model directories (PiNet, BPNN), evaluated in PyTorch",
+            extra="pinn",
         ),
         BackendSpec(
             name="HDNNP",
             models=(CUSTOM, "Cu-EMT"),
             parameter="ParameterFile",
-            factory="mlpotential.backends.hdnnp.factory:create_calculator",
+            factory=_module("hdnnp.factory:create_calculator"),
+            probe=_module("hdnnp.probe:probe"),
             default_units=ModelUnits("eV", "angstrom"),
-            install_name="hdnnp",
             description="native Behler-Parrinello networks (mlpotential train); Cu-EMT is the shipped demo model",
+            extra="hdnnp",
         ),
         BackendSpec(
             name="GPR",
             models=(CUSTOM,),
             parameter="ParameterFile",
-            factory="mlpotential.backends.gpr.factory:create_calculator",
+            factory=_module("gpr.factory:create_calculator"),
+            probe=_module("gpr.probe:probe"),
             default_units=ModelUnits("eV", "angstrom"),
-            libraries=("safetensors",),
-            install_name="gpr",
             description="Gaussian-process surrogates saved by mlpotential gpr",
+            extra="gpr",
+            removable=("dscribe",),
         ),
         BackendSpec(
             name="ASE",
             models=("EMT", "LennardJones"),
             parameter=None,
-            factory="mlpotential.backends.ase.factory:create_calculator",
+            factory=_module("ase.factory:create_calculator"),
+            probe=_module("ase.probe:probe"),
             default_units=ModelUnits("eV", "angstrom"),
-            install_name="ase",
             description="ASE's own EMT and Lennard-Jones (checks an installation, tests the pipe)",
+            devices=("cpu",),
+            fixed_units=True,
+            core_requirements=("ase",),
+            needs_torch=False,
         ),
     )
 }
@@ -135,4 +176,4 @@ BACKENDS: dict[str, BackendSpec] = {
 
 def install_hint(spec: BackendSpec) -> str:
     """The command that installs what ``spec`` needs."""
-    return f"mlpotential install {spec.install_name or spec.name.lower()}"
+    return f"mlpotential install {spec.install_argument}"

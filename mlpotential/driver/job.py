@@ -12,12 +12,7 @@ from ase import Atoms
 from ase.data import atomic_numbers
 
 from mlpotential.ase_bridge import cell_from_vectors
-from mlpotential.driver.input_reader import (
-    Block,
-    InputError,
-    engine_keywords,
-    read_input,
-)
+from mlpotential.driver.input_reader import Block, InputError, engine_keywords, read_input
 from mlpotential.names import canonical_name
 
 TASKS = ("SinglePoint", "GeometryOptimization", "MolecularDynamics")

@@ -105,11 +105,7 @@ def _optimize(job: Job, atoms: Atoms, log: StepLog) -> dict[str, Any]:
 
 def _dynamics(job: Job, atoms: Atoms, log: StepLog) -> dict[str, Any]:
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import (
-        MaxwellBoltzmannDistribution,
-        Stationary,
-        ZeroRotation,
-    )
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
     from ase.md.verlet import VelocityVerlet
 
     settings = job.dynamics

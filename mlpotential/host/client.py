@@ -16,12 +16,7 @@ from mlpotential.host.launcher import WorkerDiedError, WorkerProcess
 from mlpotential.protocol import messages as msg
 from mlpotential.protocol.codecs import CODECS, Codec
 from mlpotential.protocol.errors import ProtocolError, Status
-from mlpotential.protocol.framing import (
-    FrameReader,
-    FrameTooLarge,
-    TruncatedFrame,
-    write_frames,
-)
+from mlpotential.protocol.framing import FrameReader, FrameTooLarge, TruncatedFrame, write_frames
 
 _SET_CALLS = (msg.SetSystem, msg.SetCoords, msg.SetLattice)
 

@@ -20,11 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpotential.protocol.fifo import make_pipes, open_host_side
-from mlpotential.protocol.pipe_directory import (
-    WORKER_LOG,
-    create_pipe_directory,
-    remove_pipe_directory,
-)
+from mlpotential.protocol.pipe_directory import WORKER_LOG, create_pipe_directory, remove_pipe_directory
 
 _POLL_MILLISECONDS = 100
 _LOG_TAIL_LINES = 15

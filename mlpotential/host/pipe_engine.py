@@ -16,12 +16,7 @@ from typing import Any
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
-from mlpotential.ase_bridge import (
-    coords_message,
-    lattice_message,
-    results_from_wire,
-    system_message,
-)
+from mlpotential.ase_bridge import coords_message, lattice_message, results_from_wire, system_message
 from mlpotential.backends.keywords import PATH_KEYWORDS, keyword_options
 from mlpotential.errors import KeywordError
 from mlpotential.host.client import EngineError, PipeClient

@@ -22,10 +22,7 @@ from pathlib import Path
 
 from mlpotential.backends.registry import BACKENDS, BackendSpec
 from mlpotential.installer.environment import TorchBuild
-from mlpotential.installer.project_requirements import (
-    ProjectRequirements,
-    requirement_name,
-)
+from mlpotential.installer.project_requirements import ProjectRequirements, requirement_name
 
 RECOMMENDED_TORCH = "2.13.0"
 """The torch version installed when none is (the version the project is tested with)."""
@@ -34,22 +31,10 @@ PYTORCH_WHEEL_INDEX = "https://download.pytorch.org/whl"
 DEFAULT_CUDA_TAG = "cu128"
 """The CUDA build ``--cuda`` asks for unless told another (see pytorch.org for the tags of a release)."""
 
-_TORCH_BACKENDS = frozenset({"torchani", "schnetpack", "sgdml", "pinn", "hdnnp", "gpr"})
-# sgdml is here because its metadata requires torch, which pip would otherwise pull unpinned.
-_WITHOUT_DEPENDENCIES: dict[str, tuple[str, ...]] = {"schnetpack": ("schnetpack==2.1.1",)}
-_CORE_LIBRARIES: dict[str, tuple[str, ...]] = {"ase": ("ase",)}
-_REMOVABLE: dict[str, tuple[str, ...]] = {
-    "torchani": ("torchani",),
-    "schnetpack": ("schnetpack",),
-    "sgdml": ("sgdml",),
-    "gpr": ("dscribe",),
-}
-# Only a backend's own library is removed: its dependencies (numpy, scipy, h5py...) serve others too.
-
 
 def install_argument(spec: BackendSpec) -> str:
     """The ``mlpotential install`` argument of a backend (as in its install hint)."""
-    return spec.install_name or spec.name.lower()
+    return spec.install_argument
 
 
 def find_backend(name: str) -> BackendSpec:
@@ -91,18 +76,17 @@ class BackendPackages:
 
 def backend_packages(spec: BackendSpec, project: ProjectRequirements) -> BackendPackages:
     """What ``spec`` needs, with versions from mlpotential's requirement lists."""
-    argument = install_argument(spec)
-    if argument in _CORE_LIBRARIES:
-        requirements = tuple(project.core_requirement(name) or name for name in _CORE_LIBRARIES[argument])
+    if spec.core_requirements:
+        requirements = tuple(project.core_requirement(name) or name for name in spec.core_requirements)
     else:
-        requirements = project.extras.get(argument, ())
+        requirements = project.extras.get(spec.extra or "", ())
     return BackendPackages(
         spec=spec,
         requirements=requirements,
-        without_dependencies=_WITHOUT_DEPENDENCIES.get(argument, ()),
-        uses_torch=argument in _TORCH_BACKENDS,
-        libraries=_REMOVABLE.get(argument, ()) or _CORE_LIBRARIES.get(argument, ()),
-        removable=_REMOVABLE.get(argument, ()),
+        without_dependencies=spec.without_dependencies,
+        uses_torch=spec.needs_torch,
+        libraries=spec.removable or spec.core_requirements,
+        removable=spec.removable,
     )
 
 
@@ -208,7 +192,7 @@ def uninstall_plan(packages: BackendPackages, installed: dict[str, str]) -> Plan
     """The command that removes the backend's own library, if installed."""
     name = packages.spec.name
     if not packages.removable:
-        core = _CORE_LIBRARIES.get(install_argument(packages.spec))
+        core = packages.spec.core_requirements
         why = (
             f"its library ({', '.join(core)}) is a core dependency of mlpotential"
             if core

@@ -13,17 +13,8 @@ from mlpotential.protocol import messages as msg
 from mlpotential.protocol.codecs import UBJSON, Codec, detect_codec
 from mlpotential.protocol.errors import DecodeError, Status
 from mlpotential.protocol.fifo import open_worker_side
-from mlpotential.protocol.framing import (
-    FrameError,
-    FrameReader,
-    FrameTooLarge,
-    write_frames,
-)
-from mlpotential.protocol.pipe_directory import (
-    launcher_pid,
-    process_alive,
-    remove_pipe_directory,
-)
+from mlpotential.protocol.framing import FrameError, FrameReader, FrameTooLarge, write_frames
+from mlpotential.protocol.pipe_directory import launcher_pid, process_alive, remove_pipe_directory
 from mlpotential.worker.log import log
 from mlpotential.worker.session import ExitRequested, Reply, WorkerSession, error_return
 

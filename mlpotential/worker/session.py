@@ -14,18 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from ase import Atoms
-from ase.calculators.calculator import (
-    Calculator,
-    PropertyNotImplementedError,
-    all_changes,
-)
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
-from mlpotential.ase_bridge import (
-    atoms_from_system,
-    results_to_wire,
-    set_coords,
-    set_lattice,
-)
+from mlpotential.ase_bridge import atoms_from_system, results_to_wire, set_coords, set_lattice
 from mlpotential.errors import UnsupportedSystemError
 from mlpotential.protocol import messages as msg
 from mlpotential.protocol.errors import ProtocolError, Status

@@ -15,9 +15,7 @@ from ase.build import bulk
 from dscribe.descriptors import ACSF
 
 from mlpotential.atomistic.neighbors import pair_vectors
-from mlpotential.atomistic.symmetry_function_parameters import (
-    SymmetryFunctionParameters,
-)
+from mlpotential.atomistic.symmetry_function_parameters import SymmetryFunctionParameters
 from mlpotential.atomistic.symmetry_functions import SymmetryFunctionSet
 from mlpotential.errors import UnsupportedSystemError
 from tests.random_structures import random_crystal, random_molecule

@@ -10,13 +10,7 @@ import numpy as np
 import pytest
 from ase.io import read
 
-from mlpotential.atomistic.xsf import (
-    XSFError,
-    parse_xsf,
-    read_xsf,
-    read_xsf_zip,
-    write_xsf,
-)
+from mlpotential.atomistic.xsf import XSFError, parse_xsf, read_xsf, read_xsf_zip, write_xsf
 
 
 def test_molecular_example_set(shared_dir: Path) -> None:

@@ -11,11 +11,7 @@ from pathlib import Path
 import pytest
 
 from mlpotential.backends.registry import BACKENDS, install_hint
-from mlpotential.installer.environment import (
-    TorchBuild,
-    installed_distributions,
-    torch_build,
-)
+from mlpotential.installer.environment import TorchBuild, installed_distributions, torch_build
 from mlpotential.installer.plans import (
     PYTORCH_WHEEL_INDEX,
     RECOMMENDED_TORCH,
@@ -25,11 +21,7 @@ from mlpotential.installer.plans import (
     install_plan,
     uninstall_plan,
 )
-from mlpotential.installer.project_requirements import (
-    _from_metadata,
-    project_requirements,
-    requirement_name,
-)
+from mlpotential.installer.project_requirements import _from_metadata, project_requirements, requirement_name
 
 REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]

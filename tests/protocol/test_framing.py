@@ -8,13 +8,7 @@ import threading
 
 import pytest
 
-from mlpotential.protocol.framing import (
-    MAX_FRAME_SIZE,
-    FrameReader,
-    FrameTooLarge,
-    TruncatedFrame,
-    write_frames,
-)
+from mlpotential.protocol.framing import MAX_FRAME_SIZE, FrameReader, FrameTooLarge, TruncatedFrame, write_frames
 
 
 @pytest.fixture

@@ -183,9 +183,7 @@ class SymmetryFunctionDescriptor(Descriptor):
 
     @classmethod
     def for_elements(cls, elements: tuple[str, ...], settings: SymmetryFunctionSettings) -> SymmetryFunctionDescriptor:
-        from mlpotential.atomistic.symmetry_function_parameters import (
-            SymmetryFunctionParameters,
-        )
+        from mlpotential.atomistic.symmetry_function_parameters import SymmetryFunctionParameters
 
         return cls(
             SymmetryFunctionParameters.default(
@@ -246,9 +244,7 @@ def descriptor_from_settings(settings: dict[str, Any]) -> Descriptor:
         )
         return SoapDescriptor(soap, tuple(settings["species"]), bool(settings["periodic"]))
     if kind == SymmetryFunctionDescriptor.kind:
-        from mlpotential.atomistic.symmetry_function_parameters import (
-            SymmetryFunctionParameters,
-        )
+        from mlpotential.atomistic.symmetry_function_parameters import SymmetryFunctionParameters
 
         return SymmetryFunctionDescriptor(SymmetryFunctionParameters.from_dict(settings["parameters"]))
     raise ValueError(f"unknown descriptor kind {kind!r} (known: cartesian, soap, symmetry_functions)")

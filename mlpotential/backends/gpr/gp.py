@@ -24,13 +24,7 @@ import torch
 
 from mlpotential.backends.gpr.closed_form import CartesianPredictor
 from mlpotential.backends.gpr.descriptors import Descriptor
-from mlpotential.backends.gpr.kernel import (
-    KernelBlocks,
-    assemble,
-    block_size,
-    cartesian_blocks,
-    descriptor_blocks,
-)
+from mlpotential.backends.gpr.kernel import KernelBlocks, assemble, block_size, cartesian_blocks, descriptor_blocks
 
 
 class IllConditionedError(ValueError):

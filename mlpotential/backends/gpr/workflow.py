@@ -38,11 +38,7 @@ from mlpotential.backends.gpr.descriptors import (
     SoapDescriptor,
     SymmetryFunctionDescriptor,
 )
-from mlpotential.backends.gpr.fitting import (
-    filter_near_duplicates,
-    fit_scale,
-    fit_weight,
-)
+from mlpotential.backends.gpr.fitting import filter_near_duplicates, fit_scale, fit_weight
 from mlpotential.backends.gpr.gp import GaussianProcess, Hyperparameters, Prediction
 from mlpotential.backends.gpr.model_file import save_models
 from mlpotential.backends.gpr.train_input import GprInput

@@ -37,10 +37,7 @@ from typing import Any
 import yaml
 
 from mlpotential.atomistic.structures import DataSource
-from mlpotential.atomistic.symmetry_function_parameters import (
-    DEFAULT_CUTOFF,
-    SymmetryFunctionParameters,
-)
+from mlpotential.atomistic.symmetry_function_parameters import DEFAULT_CUTOFF, SymmetryFunctionParameters
 from mlpotential.backends.hdnnp.network import NetworkShape
 
 

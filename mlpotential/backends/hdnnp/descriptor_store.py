@@ -22,9 +22,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from mlpotential.atomistic.symmetry_function_parameters import (
-    SymmetryFunctionParameters,
-)
+from mlpotential.atomistic.symmetry_function_parameters import SymmetryFunctionParameters
 
 STORE_VERSION = "1"
 

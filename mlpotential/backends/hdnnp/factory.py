@@ -27,11 +27,7 @@ def create_calculator(settings: EngineSettings) -> Calculator:
     ``ParameterFile``; ``Model Cu-EMT`` is the shipped demonstration model
     (copper fitted to ASE's EMT)."""
     from mlpotential.backends.hdnnp.calculator import HDNNPCalculator
-    from mlpotential.backends.hdnnp.model_file import (
-        MODEL_UNITS,
-        ModelFileError,
-        load_model,
-    )
+    from mlpotential.backends.hdnnp.model_file import MODEL_UNITS, ModelFileError, load_model
     from mlpotential.backends.runtime import torch_device
     from mlpotential.units import ModelUnits
 

@@ -18,9 +18,7 @@ from typing import Any
 
 import torch
 
-from mlpotential.atomistic.symmetry_function_parameters import (
-    SymmetryFunctionParameters,
-)
+from mlpotential.atomistic.symmetry_function_parameters import SymmetryFunctionParameters
 from mlpotential.backends.hdnnp.network import HDNNPModel, NetworkShape
 
 FORMAT_NAME = "mlpotential-hdnnp"

@@ -15,9 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mlpotential.atomistic.symmetry_function_parameters import (
-    SymmetryFunctionParameters,
-)
+from mlpotential.atomistic.symmetry_function_parameters import SymmetryFunctionParameters
 from mlpotential.atomistic.symmetry_functions import SymmetryFunctionSet
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {

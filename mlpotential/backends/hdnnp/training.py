@@ -33,16 +33,10 @@ from tqdm import tqdm
 
 from mlpotential.atomistic.neighbors import pair_vectors
 from mlpotential.atomistic.structures import DataError, Structure, load_structures
-from mlpotential.atomistic.symmetry_function_parameters import (
-    SymmetryFunctionParameters,
-)
+from mlpotential.atomistic.symmetry_function_parameters import SymmetryFunctionParameters
 from mlpotential.atomistic.symmetry_functions import SymmetryFunctionSet
 from mlpotential.backends.hdnnp.config import Stage, TrainingConfig
-from mlpotential.backends.hdnnp.descriptor_store import (
-    DescriptorStore,
-    StructureDescriptors,
-    structure_key,
-)
+from mlpotential.backends.hdnnp.descriptor_store import DescriptorStore, StructureDescriptors, structure_key
 from mlpotential.backends.hdnnp.model_file import save_model
 from mlpotential.backends.hdnnp.network import HDNNPModel, composition_matrix
 

@@ -6,4 +6,7 @@ PyTorch, with the checkpoint read by our own TensorFlow-free reader.
 it names. See docs/pinn.md for what is supported.
 :func:`.random_model.random_pinet_potential` builds a tiny PiNet with random weights in
 memory, for smoke tests.
+
+Importing this package is cheap: it imports nothing; the registry names
+:mod:`.factory` (engine keywords -> calculator) and :mod:`.probe`.
 """

@@ -30,12 +30,7 @@ from mlpotential.backends.pinn.checkpoint import Checkpoint
 from mlpotential.backends.pinn.dense import DenseStack
 from mlpotential.backends.pinn.params import BPNNParams, SymmetryFunctionSpec
 from mlpotential.backends.pinn.radial import cutoff_function
-from mlpotential.backends.pinn.variables import (
-    WeightsError,
-    check_stack,
-    dense_layers_by_scope,
-    read_network_variables,
-)
+from mlpotential.backends.pinn.variables import WeightsError, check_stack, dense_layers_by_scope, read_network_variables
 
 ROOT_SCOPE = "bpnn"
 FEED_FORWARD_SCOPE = "bpnn/bp_feed_forward"

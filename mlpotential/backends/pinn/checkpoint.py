@@ -20,12 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from mlpotential.backends.pinn.crc32c import crc32c, unmask
-from mlpotential.backends.pinn.protobuf_wire import (
-    LENGTH_DELIMITED,
-    WireFormatError,
-    as_signed64,
-    iter_fields,
-)
+from mlpotential.backends.pinn.protobuf_wire import LENGTH_DELIMITED, WireFormatError, as_signed64, iter_fields
 from mlpotential.backends.pinn.sorted_table import TableFormatError, read_table
 
 STATE_FILE = "checkpoint"

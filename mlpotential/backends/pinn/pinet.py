@@ -26,11 +26,7 @@ import torch
 
 from mlpotential.backends.pinn.dense import ACTIVATIONS, DenseStack, DenseWeights
 from mlpotential.backends.pinn.params import PiNetParams
-from mlpotential.backends.pinn.radial import (
-    cutoff_function,
-    gaussian_basis,
-    polynomial_basis,
-)
+from mlpotential.backends.pinn.radial import cutoff_function, gaussian_basis, polynomial_basis
 from mlpotential.backends.pinn.variables import (
     VariableSource,
     WeightsError,

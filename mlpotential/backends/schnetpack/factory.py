@@ -1,16 +1,4 @@
-"""Backend ``SchNetPack``: a model the user trained with SchNetPack 2
-(SchNet, PaiNN, SO3net...), saved the way SchNetPack saves trained models:
-``torch.save`` of the whole model, e.g. its ``best_inference_model`` file.
-
-The file is checked before any of it is unpickled: it must be a PyTorch zip
-archive whose pickled top-level object is a SchNetPack class. Only then is it
-loaded, which runs code from the file (pickle), so only use files you trust.
-Evaluation goes through ``schnetpack.interfaces.SpkCalculator``
-(:mod:`mlpotential.backends.schnetpack.calculator`).
-
-Units: saved SchNetPack models carry none; ``MLEnergyUnit`` and
-``MLDistanceUnit`` say what the model was trained in (Auto: eV, angstrom).
-"""
+"""The SchNetPack backend's factory: engine settings -> ASE calculator (see the package docstring)."""
 
 from __future__ import annotations
 
@@ -22,11 +10,7 @@ from pathlib import Path
 from ase.calculators.calculator import Calculator
 
 from mlpotential.backends.keywords import EngineSettings
-from mlpotential.backends.model_files import (
-    corrupt_member,
-    not_a_zip_archive,
-    pytorch_pickles,
-)
+from mlpotential.backends.model_files import corrupt_member, not_a_zip_archive, pytorch_pickles
 from mlpotential.backends.runtime import torch_device
 from mlpotential.errors import KeywordError
 
@@ -163,10 +147,7 @@ def create_calculator(settings: EngineSettings) -> Calculator:
         raise KeywordError(KEYWORD, f"ParameterFile {path!r} is not a file; Backend SchNetPack expects {EXPECTED}")
     class_name = check_model_file(path)
     device = torch_device(settings.device)
-    from mlpotential.backends.schnetpack.calculator import (
-        SchNetPackCalculator,
-        load_model,
-    )
+    from mlpotential.backends.schnetpack.calculator import SchNetPackCalculator, load_model
 
     model = load_model(path, class_name)
     return SchNetPackCalculator(model, path, settings.model_units(), device)

@@ -1,16 +1,4 @@
-"""Backend ``sGDML``: a symmetric gradient-domain machine-learning model, the
-``.npz`` file that ``sgdml all`` or ``GDMLTrain.train`` +
-``np.savez_compressed`` writes.
-
-The file is read with ``allow_pickle=False``: only the plain arrays that a
-prediction needs are loaded, so no code from the file runs. Evaluation goes
-through ``sgdml.intf.ase_calc.SGDMLCalculator``
-(:mod:`mlpotential.backends.sgdml.calculator`).
-
-Units: ``MLEnergyUnit``/``MLDistanceUnit`` are the units of the training
-data; Auto means sGDML's own convention, kcal/mol and angstrom. When the
-model file records other units (``e_unit``/``r_unit``), a warning says so.
-"""
+"""The sGDML backend's factory: engine settings -> ASE calculator (see the package docstring)."""
 
 from __future__ import annotations
 
@@ -23,11 +11,7 @@ import numpy as np
 from ase.calculators.calculator import Calculator
 
 from mlpotential.backends.keywords import AUTO, EngineSettings
-from mlpotential.backends.model_files import (
-    corrupt_member,
-    not_a_zip_archive,
-    pytorch_pickles,
-)
+from mlpotential.backends.model_files import corrupt_member, not_a_zip_archive, pytorch_pickles
 from mlpotential.errors import KeywordError
 from mlpotential.units import ModelUnits
 
@@ -154,11 +138,6 @@ def create_calculator(settings: EngineSettings) -> Calculator:
     path = str(settings.parameter_file)
     if not Path(path).is_file():
         raise KeywordError(KEYWORD, f"ParameterFile {path!r} is not a file; Backend sGDML expects {EXPECTED}")
-    if settings.device not in ("", "cpu"):
-        raise KeywordError(
-            "Device",
-            f"Device {settings.device} is not supported by Backend sGDML, which runs on the CPU; use Device cpu",
-        )
     model = read_model_file(path)
     units = settings.model_units()
     _warn_about_units(path, settings, units, recorded_units(model))

@@ -8,11 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mlpotential.backends.gpr.kernel import (
-    assemble,
-    cartesian_blocks,
-    descriptor_blocks,
-)
+from mlpotential.backends.gpr.kernel import assemble, cartesian_blocks, descriptor_blocks
 
 SCALE, WEIGHT = 0.7, 1.3
 

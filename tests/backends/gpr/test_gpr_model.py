@@ -13,22 +13,13 @@ import pytest
 import torch
 from ase.build import molecule
 
-from mlpotential.backends.gpr.dataset import (
-    DataError,
-    Structure,
-    read_structures,
-    split_by_composition,
-)
+from mlpotential.backends.gpr.dataset import DataError, Structure, read_structures, split_by_composition
 from mlpotential.backends.gpr.descriptors import (
     CartesianDescriptor,
     SymmetryFunctionDescriptor,
     SymmetryFunctionSettings,
 )
-from mlpotential.backends.gpr.fitting import (
-    filter_near_duplicates,
-    fit_scale,
-    fit_weight,
-)
+from mlpotential.backends.gpr.fitting import filter_near_duplicates, fit_scale, fit_weight
 from mlpotential.backends.gpr.gp import GaussianProcess, Hyperparameters
 from mlpotential.backends.gpr.kernel import assemble, cartesian_blocks
 

@@ -7,12 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlpotential.backends.gpr.train_input import (
-    GprInput,
-    TrainInputError,
-    TrainInputWarning,
-    parse_train_input,
-)
+from mlpotential.backends.gpr.train_input import GprInput, TrainInputError, TrainInputWarning, parse_train_input
 
 MINIMAL = "Train_file train/*.xsf\n"
 

@@ -10,14 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gpr_helpers import (
-    elementwise_relative,
-    extract,
-    load_outputs,
-    max_relative,
-    run_aenet_gpr,
-    run_ours,
-)
+from gpr_helpers import elementwise_relative, extract, load_outputs, max_relative, run_aenet_gpr, run_ours
 
 FIT_OFF = "fit_scale False\nfit_weight False\n"
 

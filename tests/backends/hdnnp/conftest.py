@@ -38,11 +38,7 @@ def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ase.io import write
 
     from mlpotential.atomistic.structures import DataSource
-    from mlpotential.backends.hdnnp.config import (
-        DescriptorSettings,
-        Stage,
-        TrainingConfig,
-    )
+    from mlpotential.backends.hdnnp.config import DescriptorSettings, Stage, TrainingConfig
     from mlpotential.backends.hdnnp.training import train
 
     torch.set_num_threads(1)

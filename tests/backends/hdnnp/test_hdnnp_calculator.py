@@ -18,18 +18,10 @@ from ase.cluster import Icosahedron
 from mlpotential.backends.factory import create_calculator
 from mlpotential.backends.hdnnp.calculator import HDNNPCalculator
 from mlpotential.backends.hdnnp.factory import built_in_model_path
-from mlpotential.backends.hdnnp.model_file import (
-    ModelFileError,
-    load_model,
-    read_metadata,
-    save_model,
-)
+from mlpotential.backends.hdnnp.model_file import ModelFileError, load_model, read_metadata, save_model
 from mlpotential.backends.keywords import parse_settings
 from mlpotential.errors import KeywordError, UnsupportedSystemError
-from tests.backends.calculator_checks import (
-    central_difference_forces,
-    central_difference_stress,
-)
+from tests.backends.calculator_checks import central_difference_forces, central_difference_stress
 
 
 def structures() -> dict[str, Atoms]:

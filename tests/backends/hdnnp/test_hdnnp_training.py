@@ -19,13 +19,7 @@ from conftest import emt_structures
 from mlpotential.atomistic.structures import DataSource
 from mlpotential.atomistic.xsf import write_xsf
 from mlpotential.backends.hdnnp.calculator import HDNNPCalculator
-from mlpotential.backends.hdnnp.config import (
-    ConfigError,
-    DescriptorSettings,
-    Stage,
-    TrainingConfig,
-    load_config,
-)
+from mlpotential.backends.hdnnp.config import ConfigError, DescriptorSettings, Stage, TrainingConfig, load_config
 from mlpotential.backends.hdnnp.training import train
 from mlpotential.cli import main as cli
 from mlpotential.errors import BackendUnavailableError

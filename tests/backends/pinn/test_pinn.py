@@ -22,10 +22,7 @@ from mlpotential.backends.pinn.factory import create_calculator
 from mlpotential.backends.pinn.loader import load_potential
 from mlpotential.errors import KeywordError, UnsupportedSystemError
 from mlpotential.units import BOHR_TO_ANGSTROM
-from tests.backends.calculator_checks import (
-    central_difference_forces,
-    central_difference_stress,
-)
+from tests.backends.calculator_checks import central_difference_forces, central_difference_stress
 from tests.backends.pinn_reference import (
     ENERGY_TOLERANCE,
     FORCE_TOLERANCE,

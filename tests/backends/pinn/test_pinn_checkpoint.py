@@ -9,11 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlpotential.backends.pinn.checkpoint import (
-    Checkpoint,
-    CheckpointError,
-    latest_checkpoint,
-)
+from mlpotential.backends.pinn.checkpoint import Checkpoint, CheckpointError, latest_checkpoint
 from mlpotential.backends.pinn.crc32c import crc32c, unmask
 from tests.backends.pinn_reference import writable_copy
 

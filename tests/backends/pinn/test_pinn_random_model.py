@@ -13,11 +13,7 @@ from ase.build import molecule
 from mlpotential.backends.pinn.calculator import PinnCalculator
 from mlpotential.backends.pinn.params import PiNetParams
 from mlpotential.backends.pinn.pinet import load_pinet
-from mlpotential.backends.pinn.random_model import (
-    RandomPinetVariables,
-    random_pinet_potential,
-    tiny_pinet_params,
-)
+from mlpotential.backends.pinn.random_model import RandomPinetVariables, random_pinet_potential, tiny_pinet_params
 from mlpotential.backends.pinn.variables import WeightsError
 from tests.backends.calculator_checks import central_difference_forces, evaluate
 from tests.backends.torch_threads import one_thread  # noqa: F401  (autouse fixture)

@@ -14,17 +14,8 @@ from ase.optimize import BFGS
 from mlpotential.backends.factory import create_calculator
 from mlpotential.backends.keywords import parse_settings
 from mlpotential.host.pipe_engine import PipeEngine
-from tests.backends.emt_trained_models import (
-    damaged_copy,
-    displaced,
-    emt_minimum,
-    truncated_copy,
-)
-from tests.backends.pipe_checks import (
-    assert_bad_parameter_file_reported,
-    assert_pipe_equals_in_process,
-    refused_energy,
-)
+from tests.backends.emt_trained_models import damaged_copy, displaced, emt_minimum, truncated_copy
+from tests.backends.pipe_checks import assert_bad_parameter_file_reported, assert_pipe_equals_in_process, refused_energy
 
 NUM_THREADS = "1"
 

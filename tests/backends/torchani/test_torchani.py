@@ -22,15 +22,8 @@ from mlpotential.backends.factory import create_calculator
 from mlpotential.backends.keywords import parse_settings
 from mlpotential.backends.torchani.calculator import SpeciesEncoding, TorchANICalculator
 from mlpotential.backends.torchani.factory import locate_model_files
-from mlpotential.backends.torchani.neighbors import (
-    PERIODIC_CELL_LIST_ATOMS,
-    SizeAdaptiveNeighbors,
-)
-from mlpotential.errors import (
-    BackendUnavailableError,
-    KeywordError,
-    UnsupportedSystemError,
-)
+from mlpotential.backends.torchani.neighbors import PERIODIC_CELL_LIST_ATOMS, SizeAdaptiveNeighbors
+from mlpotential.errors import BackendUnavailableError, KeywordError, UnsupportedSystemError
 
 MODELS = ("ANI-2x", "ANI-1ccx", "ANI-1x")
 
