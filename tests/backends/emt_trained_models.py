@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+from ase.build import bulk, fcc111
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.optimize import BFGS
@@ -215,3 +216,19 @@ def truncated_copy(source: Path, target: Path) -> Path:
     """The first half of ``source``. Returns ``target``."""
     target.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
     return target
+
+
+def emt_structures(count: int, seed: int) -> list[Atoms]:
+    """Displaced Cu bulk cells and (111) slabs with EMT energies and forces."""
+    rng = np.random.default_rng(seed)
+    structures = []
+    for k in range(count):
+        if k % 2 == 0:
+            atoms = bulk("Cu", "fcc", a=3.61 * rng.uniform(0.97, 1.03), cubic=True).repeat((2, 2, 2))
+        else:
+            atoms = fcc111("Cu", size=(2, 2, 3), a=3.61, vacuum=5.0)
+        atoms.positions += rng.normal(0.0, 0.08, atoms.positions.shape)
+        labelled = emt_labelled(atoms)
+        labelled.info.clear()
+        structures.append(labelled)
+    return structures

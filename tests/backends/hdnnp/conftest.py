@@ -5,30 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from ase import Atoms
-from ase.build import bulk, fcc111
 
-from tests.backends.emt_trained_models import emt_labelled
+from tests.backends.emt_trained_models import emt_structures
 from tests.backends.torch_threads import one_thread  # noqa: F401  (autouse fixture)
-
-
-def emt_structures(count: int, seed: int) -> list[Atoms]:
-    """Displaced Cu bulk cells and (111) slabs with EMT energies and forces."""
-    rng = np.random.default_rng(seed)
-    structures = []
-    for k in range(count):
-        if k % 2 == 0:
-            atoms = bulk("Cu", "fcc", a=3.61 * rng.uniform(0.97, 1.03), cubic=True).repeat((2, 2, 2))
-        else:
-            atoms = fcc111("Cu", size=(2, 2, 3), a=3.61, vacuum=5.0)
-        atoms.positions += rng.normal(0.0, 0.08, atoms.positions.shape)
-        labelled = emt_labelled(atoms)
-        labelled.info.clear()
-        structures.append(labelled)
-    return structures
 
 
 @pytest.fixture(scope="session")

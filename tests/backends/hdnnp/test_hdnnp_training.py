@@ -14,7 +14,6 @@ import pytest
 import torch
 import yaml
 from ase.io import write
-from conftest import emt_structures
 
 from mlpotential.atomistic.structures import DataSource
 from mlpotential.atomistic.xsf import write_xsf
@@ -23,6 +22,7 @@ from mlpotential.backends.hdnnp.config import ConfigError, DescriptorSettings, S
 from mlpotential.backends.hdnnp.training import train
 from mlpotential.cli import main as cli
 from mlpotential.errors import BackendUnavailableError
+from tests.backends.emt_trained_models import emt_structures
 
 
 @pytest.fixture(scope="module")
