@@ -17,9 +17,9 @@ from ase.build import molecule
 from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
 from ase.units import Bohr, Hartree
 
-from mlpotential.backends import ani_model_cache
 from mlpotential.backends.factory import create_calculator
 from mlpotential.backends.keywords import parse_settings
+from mlpotential.backends.torchani import model_cache as ani_model_cache
 from mlpotential.backends.torchani.calculator import SpeciesEncoding, TorchANICalculator
 from mlpotential.backends.torchani.factory import locate_model_files
 from mlpotential.backends.torchani.neighbors import PERIODIC_CELL_LIST_ATOMS, SizeAdaptiveNeighbors
