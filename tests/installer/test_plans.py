@@ -33,6 +33,20 @@ def packages(name: str):
     return backend_packages(find_backend(name), project_requirements())
 
 
+def test_every_backend_record_names_a_pip_extra_of_the_project_and_all_includes_it() -> None:
+    extras = PYPROJECT["optional-dependencies"]
+    for spec in BACKENDS.values():
+        if spec.core_requirements:
+            assert spec.extra is None
+            assert all(
+                any(req.startswith(name) for req in PYPROJECT["dependencies"]) for name in spec.core_requirements
+            )
+            continue
+        assert spec.extra in extras, f"{spec.name}: pyproject.toml has no extra {spec.extra!r}"
+        (everything,) = extras["all"]
+        assert spec.extra in everything.removeprefix("mlpotential[").removesuffix("]").split(","), spec.name
+
+
 def test_every_registered_backend_has_a_plan_and_its_install_hint_names_it() -> None:
     for spec in BACKENDS.values():
         argument = install_hint(spec).split()[-1]
