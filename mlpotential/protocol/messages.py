@@ -125,7 +125,12 @@ def encode_call(call: Call) -> dict[str, Any]:
     if isinstance(call, Hello):
         return {"Hello": {"version": call.version}}
     if isinstance(call, SetSystem):
-        arguments: dict[str, Any] = {"atomSymbols": list(call.atom_symbols)}
+        # Every array travels with its _dim_, string arrays included: SCM's
+        # reference worker refuses a SetSystem without atomSymbols_dim_.
+        arguments: dict[str, Any] = {
+            "atomSymbols": list(call.atom_symbols),
+            "atomSymbols_dim_": [len(call.atom_symbols)],
+        }
         _with_dims("coords", call.coords, arguments)
         _with_dims("latticeVectors", np.asarray(call.lattice, dtype=np.float64).reshape(-1, 3), arguments)
         if call.total_charge:
@@ -134,8 +139,10 @@ def encode_call(call: Call) -> dict[str, Any]:
             arguments["bonds"] = np.asarray(call.bonds, dtype=np.int64).ravel()
             arguments["bonds_dim_"] = [2, len(call.bonds)]
             arguments["bondOrders"] = np.asarray(call.bond_orders, dtype=np.float64)
+            arguments["bondOrders_dim_"] = [len(call.bonds)]
         if call.atomic_info:
             arguments["atomicInfo"] = list(call.atomic_info)
+            arguments["atomicInfo_dim_"] = [len(call.atomic_info)]
         return {"SetSystem": arguments}
     if isinstance(call, SetCoords):
         arguments = {}
@@ -184,6 +191,8 @@ def _split_message(message: Any) -> tuple[str, dict[str, Any]]:
     if not isinstance(message, dict) or len(message) != 1:
         raise DecodeError("a message must be an object with exactly one key, the message name")
     ((name, arguments),) = message.items()
+    if not isinstance(name, str):
+        raise DecodeError(f"a message name must be a string, not {type(name).__name__}")
     if not isinstance(arguments, dict):
         raise ProtocolError(Status.INVALID_ARGUMENT, f"the arguments of {name} must be an object", name)
     return name, arguments
@@ -195,6 +204,13 @@ class _Arguments:
     def __init__(self, method: str, arguments: dict[str, Any]) -> None:
         self.method = method
         self.arguments = arguments
+        for name in arguments:
+            if not isinstance(name, str):
+                raise ProtocolError(
+                    Status.INVALID_ARGUMENT,
+                    f"argument names of {method} must be strings, not {type(name).__name__} {name!r:.40}",
+                    method,
+                )
 
     def invalid(self, argument: str, message: str) -> ProtocolError:
         return ProtocolError(Status.INVALID_ARGUMENT, message, self.method, argument)
@@ -227,9 +243,13 @@ class _Arguments:
         value = self.arguments.get(name, default)
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
             raise self.invalid(name, f"{name} must be a real number, not {type(value).__name__}")
-        if not math.isfinite(value):
-            raise self.invalid(name, f"{name} must be finite, not {value}")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            raise self.invalid(name, f"{name} is too large for a real number ({len(str(value))} digits)") from None
+        if not math.isfinite(number):
+            raise self.invalid(name, f"{name} must be finite, not {number}")
+        return number
 
     def string(self, name: str) -> str | None:
         if name not in self.arguments:
@@ -247,6 +267,12 @@ class _Arguments:
             raise self.invalid(name, f"{name} must be an array of strings")
         return value
 
+    def check_count(self, name: str, count: int) -> None:
+        """A one-dimensional array's ``_dim_``, when sent, must be [count]."""
+        dims = self.array(name + "_dim_", int)
+        if dims is not None and dims.tolist() != [count]:
+            raise self.invalid(name, f"{name}_dim_ {dims.tolist()} does not describe the {count} entries of {name}")
+
     def array(self, name: str, dtype: type, columns: int | None = None) -> np.ndarray | None:
         """A numeric array reshaped by its ``_dim_`` (Fortran order) when
         ``columns`` is given: (n, columns) with dim [columns, n]."""
@@ -261,7 +287,10 @@ class _Arguments:
         elif isinstance(raw, list) and (item_types := set(map(type, raw))) <= _NUMBER_TYPES:
             if dtype is int and float in item_types:
                 raise self.invalid(name, f"{name} must be an array of integers")
-            values = np.asarray(raw, dtype=wanted)
+            try:
+                values = np.asarray(raw, dtype=wanted)
+            except OverflowError:
+                raise self.invalid(name, f"{name} holds a value outside the range of a 64-bit number") from None
         else:
             raise self.invalid(name, f"{name} must be an array of {'real numbers' if dtype is float else 'integers'}")
         if dtype is float and not np.isfinite(values).all():
@@ -332,6 +361,12 @@ def _set_system(args: _Arguments) -> SetSystem:
     atomic_info = args.strings("atomicInfo") or []
     if atomic_info and len(atomic_info) != len(symbols):
         raise args.invalid("atomicInfo", f"atomicInfo has {len(atomic_info)} entries for {len(symbols)} atoms")
+    for name, count in (
+        ("atomSymbols", len(symbols)),
+        ("bondOrders", len(bond_orders)),
+        ("atomicInfo", len(atomic_info)),
+    ):
+        args.check_count(name, count)
     return SetSystem(symbols, coords, lattice, args.real("totalCharge", 0.0), bonds, bond_orders, atomic_info)
 
 

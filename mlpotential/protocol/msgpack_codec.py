@@ -34,5 +34,8 @@ def loads(data: bytes | bytearray | memoryview) -> Any:
     """Decode one msgpack value filling ``data`` exactly; DecodeError otherwise."""
     try:
         return msgpack.unpackb(data, raw=False, strict_map_key=True)
-    except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError, TypeError) as exc:
-        raise DecodeError(f"invalid msgpack payload: {exc}") from None
+    except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError, TypeError, MemoryError) as exc:
+        # The message only: raising inside this block would chain the library's
+        # exception, whose traceback holds this frame (and the payload) in a cycle.
+        problem = f"{type(exc).__name__}: {exc}" if isinstance(exc, MemoryError) else str(exc)
+    raise DecodeError(f"invalid msgpack payload: {problem}")

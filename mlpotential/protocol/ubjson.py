@@ -38,6 +38,10 @@ _NUMERIC = {ord(marker): (struct.Struct(fmt), np.dtype(dtype)) for marker, fmt, 
 }
 _PACK_DOUBLE = struct.Struct(">d").pack
 
+MAX_ITEMS_WITHOUT_PAYLOAD = 1 << 20
+"""Most items a typed array of T, F or Z (which take no bytes) may hold: every
+other item takes at least a byte, so the frame's size bounds their count."""
+
 
 _KEYS: dict[str, bytes] = {}
 _MAX_REMEMBERED_KEYS = 4096
@@ -188,6 +192,12 @@ class _Decoder:
         self.pos = start + size
         return start
 
+    def require_items(self, count: int) -> None:
+        """Refuse a count that the bytes left cannot hold (every item that is
+        not a T, F or Z takes at least one byte) before anything is allocated."""
+        if count > self.end - self.pos:
+            raise self.fail(f"a count of {count} items, but only {self.end - self.pos} bytes are left")
+
     def length(self) -> int:
         marker = self.marker()
         if marker not in _NUMERIC or marker in (0x64, 0x44):
@@ -272,6 +282,7 @@ class _Decoder:
                     return items
                 items.append(self.value(marker))
         if item_type is None:
+            self.require_items(count)
             return [self.value() for _ in range(count)]
         numeric = _NUMERIC.get(item_type)
         if numeric is not None:
@@ -280,9 +291,13 @@ class _Decoder:
             raw = np.frombuffer(self.data, dtype=dtype, count=count, offset=start)
             return raw.astype(np.float64 if dtype.kind == "f" else np.int64)
         if item_type in (0x54, 0x46, 0x5A):  # T F Z carry no payload
+            if count > MAX_ITEMS_WITHOUT_PAYLOAD:
+                raise self.fail(
+                    f"a typed array of {count} items of type {chr(item_type)} (above the limit of "
+                    f"{MAX_ITEMS_WITHOUT_PAYLOAD}: such items take no bytes, so only a limit bounds the memory)"
+                )
             return [self.value(item_type)] * count
-        if item_type == 0x4E:
-            raise self.fail("no-op (N) cannot be a container type")
+        self.require_items(count)
         return [self.value(item_type) for _ in range(count)]
 
     def object(self) -> dict[str, Any]:
@@ -299,6 +314,10 @@ class _Decoder:
                     return result
                 key = self.string()
                 result[key] = self.value()
+        if item_type in (0x54, 0x46, 0x5A):
+            self.require_items(count)  # each entry still has a key of at least one byte
+        else:
+            self.require_items(2 * count)  # a key and a value, at least one byte each
         for _ in range(count):
             key = self.string()
             result[key] = self.value(item_type)
@@ -311,13 +330,17 @@ def loads(data: bytes | bytearray | memoryview) -> Any:
     Raises :class:`~mlpotential.protocol.errors.DecodeError` on anything that
     is not valid UBJSON, including trailing bytes.
     """
-    decoder = _Decoder(bytes(data))
+    decoder = _Decoder(data if isinstance(data, bytes) else bytes(data))
     try:
         value = decoder.value()
-    except (struct.error, ValueError, RecursionError) as exc:
-        if isinstance(exc, DecodeError):
-            raise
-        raise decoder.fail(str(exc)) from None
-    if decoder.pos != decoder.end:
-        raise decoder.fail(f"{decoder.end - decoder.pos} bytes after the end of the value")
-    return value
+    except DecodeError:
+        raise
+    except (struct.error, ValueError, RecursionError, MemoryError) as exc:
+        # The message only: the exception's traceback would keep the decoder
+        # (and the whole payload) alive in a reference cycle.
+        problem = f"{type(exc).__name__}: {exc}" if isinstance(exc, MemoryError) else str(exc)
+    else:
+        if decoder.pos != decoder.end:
+            raise decoder.fail(f"{decoder.end - decoder.pos} bytes after the end of the value")
+        return value
+    raise decoder.fail(problem)

@@ -76,9 +76,10 @@ class WorkerSession:
         try:
             return self.dispatch(msg.decode_call(message))
         except ProtocolError as raised:
-            error = raised
-            if not error.method and name:
-                error.method = name
+            # A copy without the traceback: keeping the raised error would keep
+            # this frame, and with it the whole decoded message, in a
+            # reference cycle that only a full garbage collection breaks.
+            error = ProtocolError(raised.status, raised.message, raised.method or name or "", raised.argument)
         except Exception as exc:  # a defect must cost one call, not the worker
             traceback.print_exc(file=sys.stderr)
             error = ProtocolError(Status.RUNTIME_ERROR, f"internal error: {type(exc).__name__}: {exc}", name or "")

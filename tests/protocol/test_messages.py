@@ -67,3 +67,57 @@ def test_results_reply_round_trip():
     decoded = msg.decode_reply(encoded)
     np.testing.assert_array_equal(decoded.values["gradients"], gradients)
     assert decoded.energy == -1.5 and decoded.values["energyStdDev"] == 0.1
+
+
+def test_set_system_sends_a_dim_with_every_array_as_scm_s_worker_requires() -> None:
+    system = msg.SetSystem(
+        ["O", "H", "H"],
+        np.zeros((3, 3)),
+        bonds=np.array([[1, 2], [1, 3]]),
+        bond_orders=np.array([1.0, 1.0]),
+        atomic_info=["a", "b", "c"],
+    )
+    arguments = msg.encode_call(system)["SetSystem"]
+    assert arguments["atomSymbols_dim_"] == [3]
+    assert arguments["bondOrders_dim_"] == [2]
+    assert arguments["atomicInfo_dim_"] == [3]
+    assert arguments["latticeVectors_dim_"] == [3, 0]
+    decoded = msg.decode_call(msg.encode_call(system))
+    assert decoded.atomic_info == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "argument"),
+    [
+        ({"atomSymbols_dim_": [4]}, "atomSymbols"),
+        ({"atomicInfo": ["a", "b", "c"], "atomicInfo_dim_": [2]}, "atomicInfo"),
+    ],
+)
+def test_inconsistent_string_array_dims_are_invalid(changes, argument) -> None:
+    with pytest.raises(ProtocolError) as error:
+        msg.decode_call(_system(**changes))
+    assert error.value.status == Status.INVALID_ARGUMENT and error.value.argument == argument
+
+
+@pytest.mark.parametrize(
+    ("changes", "argument"),
+    [
+        ({"bonds": [1, 2**64 - 1], "bonds_dim_": [2, 1]}, "bonds"),
+        ({"coords_dim_": [3, 2**64 - 1]}, "coords_dim_"),
+        ({"totalCharge": 10**4000}, "totalCharge"),
+    ],
+    ids=["bonds-2^64", "uint64-dim", "4000-digit-charge"],
+)
+def test_integers_beyond_64_bits_are_invalid_arguments(changes, argument) -> None:
+    with pytest.raises(ProtocolError) as error:
+        msg.decode_call(_system(**changes))
+    assert error.value.status == Status.INVALID_ARGUMENT
+    assert error.value.argument == argument
+
+
+def test_names_that_are_not_strings_are_refused() -> None:
+    with pytest.raises(DecodeError, match="message name must be a string"):
+        msg.decode_call({b"Hello": {"version": 1}})
+    with pytest.raises(ProtocolError, match="argument names of Hello must be strings") as error:
+        msg.decode_call({"Hello": {b"version": 1}})
+    assert error.value.status == Status.INVALID_ARGUMENT

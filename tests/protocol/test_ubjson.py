@@ -138,3 +138,23 @@ def test_random_bytes_never_crash_the_decoder():
             ubjson.loads(data)
         except DecodeError:
             pass
+
+
+@pytest.mark.parametrize("item_type", [b"Z", b"T", b"F"])
+@pytest.mark.parametrize("count", [2**62, 2**28])
+def test_typed_arrays_of_items_without_payload_are_bounded(item_type: bytes, count: int) -> None:
+    """A 15-byte array header must not make the decoder allocate gigabytes."""
+    data = b"[$" + item_type + b"#L" + struct.pack(">q", count)
+    with pytest.raises(DecodeError, match="above the limit"):
+        ubjson.loads(data)
+    assert ubjson.loads(b"[$" + item_type + b"#i\x03") == [py_ubjson.loadb(item_type)] * 3
+
+
+@pytest.mark.parametrize(
+    "header",
+    [b"[#L", b"[$S#L", b"{#L", b"{$D#L", b"[$[#L"],
+    ids=["counted-array", "typed-strings", "counted-object", "typed-object", "typed-arrays"],
+)
+def test_counts_beyond_the_bytes_left_are_refused_before_allocating(header: bytes) -> None:
+    with pytest.raises(DecodeError, match="bytes are left|bytes needed"):
+        ubjson.loads(header + struct.pack(">q", 2**62) + b"i\x01")
