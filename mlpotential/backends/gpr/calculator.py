@@ -9,6 +9,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
+from mlpotential.backends.calculator_base import check_molecule_or_periodic
 from mlpotential.backends.gpr.gp import GaussianProcess
 from mlpotential.errors import UnsupportedSystemError
 from mlpotential.units import ModelUnits
@@ -31,12 +32,8 @@ class GprCalculator(Calculator):
         self.units = units
 
     def _model(self, atoms: Atoms) -> GaussianProcess:
+        check_molecule_or_periodic("a GPR model", atoms)
         periodic = bool(np.all(atoms.pbc))
-        if np.any(atoms.pbc) and not periodic:
-            raise UnsupportedSystemError(
-                f"the GPR models are for molecules or fully periodic cells, not pbc={atoms.pbc.tolist()}",
-                "latticeVectors",
-            )
         key = (tuple(atoms.get_chemical_symbols()), periodic)
         model = self.models.get(key)
         if model is None:

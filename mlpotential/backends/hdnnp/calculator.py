@@ -16,12 +16,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
+from ase.data import atomic_numbers
 
 from mlpotential.atomistic.neighbors import pair_vectors
+from mlpotential.backends.calculator_base import check_elements, check_stress_periodicity
 from mlpotential.backends.hdnnp.model_file import load_model
 from mlpotential.backends.hdnnp.network import HDNNPModel
-from mlpotential.errors import UnsupportedSystemError
 from mlpotential.units import ModelUnits
+
+_MODEL = "the HDNNP model"
+"""How refusals name the model."""
 
 
 class HDNNPCalculator(Calculator):
@@ -62,16 +66,16 @@ class HDNNPCalculator(Calculator):
                 self.results["stress"] = np.zeros(6)
             return
         symmetry_functions = self.model.symmetry_functions
+        # species() refuses unknown elements too, in the symmetry functions' words: checked first so that
+        # the refusal reads like every backend's
+        check_elements(_MODEL, atoms.numbers, [atomic_numbers[symbol] for symbol in symmetry_functions.elements])
+        check_stress_periodicity(_MODEL, atoms, properties)
         species = symmetry_functions.species(atoms.get_chemical_symbols(), device=self.device)
         to_model = 1.0 / self.units.distance_to_angstrom
         positions = torch.tensor(np.asarray(atoms.positions) * to_model, dtype=torch.float64, device=self.device)
         cell = torch.tensor(np.asarray(atoms.cell.array) * to_model, dtype=torch.float64, device=self.device)
         pbc = tuple(bool(p) for p in atoms.pbc)
         want_stress = "stress" in properties
-        if want_stress and not all(pbc):
-            raise UnsupportedSystemError(
-                "stress needs a cell that is periodic in all three directions", "latticeVectors"
-            )
 
         positions.requires_grad_(True)
         strain = torch.zeros((3, 3), dtype=torch.float64, device=self.device, requires_grad=want_stress)

@@ -8,10 +8,13 @@ from __future__ import annotations
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
-from ase.data import chemical_symbols
 
+from mlpotential.backends.calculator_base import check_elements
 from mlpotential.backends.pinn.potential import PinnPotential
 from mlpotential.errors import UnsupportedSystemError
+
+_MODEL = "the PiNN model"
+"""How refusals name the model."""
 
 # A cell thinner than this (Angstrom^3) cannot hold a periodic structure.
 _MIN_VOLUME = 1e-6
@@ -32,7 +35,7 @@ class PinnCalculator(Calculator):
     ) -> None:
         super().calculate(atoms, properties or ["energy"], system_changes)
         atoms = self.atoms
-        self._check_elements(atoms.numbers)
+        check_elements(_MODEL, atoms.numbers, sorted(self.potential.network.elements))
         cell = self._periodic_cell(atoms)
         prediction = self.potential.predict(atoms.numbers, atoms.positions, cell, stress=bool(atoms.pbc.all()))
         self.results = {
@@ -43,15 +46,6 @@ class PinnCalculator(Calculator):
         }
         if prediction.stress is not None:
             self.results["stress"] = prediction.stress
-
-    def _check_elements(self, numbers: np.ndarray) -> None:
-        covered = self.potential.network.elements
-        missing = sorted({int(z) for z in numbers} - covered)
-        if missing:
-            raise UnsupportedSystemError(
-                f"the PiNN model covers {_symbols(covered)}; this system also has {_symbols(missing)}",
-                "atomSymbols",
-            )
 
     @staticmethod
     def _periodic_cell(atoms: Atoms) -> np.ndarray | None:
@@ -65,7 +59,3 @@ class PinnCalculator(Calculator):
                 "latticeVectors",
             )
         return cell
-
-
-def _symbols(numbers) -> str:
-    return ", ".join(chemical_symbols[z] if 0 < z < len(chemical_symbols) else f"Z={z}" for z in sorted(numbers))

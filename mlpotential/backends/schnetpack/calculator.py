@@ -15,6 +15,7 @@ import torch
 from ase import Atoms
 from ase.calculators.calculator import all_changes
 
+from mlpotential.backends.calculator_base import element_names, unsupported_elements
 from mlpotential.backends.schnetpack.compat import import_schnetpack, load_pickled_model
 from mlpotential.errors import KeywordError, UnsupportedSystemError
 from mlpotential.units import ModelUnits
@@ -179,9 +180,12 @@ class SchNetPackCalculator(SpkCalculator):
         largest = self.outline.max_atomic_number
         if largest is None:
             return
-        beyond = sorted({symbol for symbol, z in zip(atoms.get_chemical_symbols(), atoms.numbers) if z > largest})
+        beyond = unsupported_elements(atoms.numbers, range(largest + 1))
         if beyond:
+            # Not check_elements: the embedding's size is all the model tells of the elements it covers,
+            # so the message gives that bound rather than a list of a hundred symbols.
             raise UnsupportedSystemError(
                 f"the SchNetPack model {self.model_file} embeds atomic numbers up to {largest}; "
-                f"this system has {', '.join(beyond)}"
+                f"this system has {element_names(beyond)}",
+                "atomSymbols",
             )

@@ -28,10 +28,9 @@ import numpy as np
 import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
-from ase.data import chemical_symbols
 from ase.stress import full_3x3_to_voigt_6_stress
 
-from mlpotential.errors import UnsupportedSystemError
+from mlpotential.backends.calculator_base import check_elements, check_stress_periodicity
 from mlpotential.units import ModelUnits
 
 
@@ -46,12 +45,6 @@ class SpeciesEncoding:
 
     supported: tuple[int, ...] | None = None
     codes: Mapping[int, int] | None = None
-
-    def unsupported(self, numbers: Sequence[int]) -> list[int]:
-        """The atomic numbers among ``numbers`` the model does not cover, sorted."""
-        if self.supported is None:
-            return []
-        return sorted(set(int(z) for z in numbers) - set(self.supported))
 
     def encode(self, numbers: np.ndarray) -> np.ndarray:
         if self.codes is None:
@@ -146,14 +139,12 @@ class TorchANICalculator(Calculator):
     ) -> None:
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
-        self._check_elements(atoms.numbers)
+        if self.encoding.supported is not None:
+            check_elements(self.model_name, atoms.numbers, self.encoding.supported)
+        check_stress_periodicity(self.model_name, atoms, properties)
         want_stress = "stress" in properties
         want_forces_std = "forces_std" in properties and bool(self.members)
         want_forces = want_forces_std or "forces" in properties
-        if want_stress and not atoms.pbc.all():
-            raise UnsupportedSystemError(
-                "the stress tensor needs a system periodic in three directions", "latticeVectors"
-            )
 
         to_model_distance = 1.0 / self.units.distance_to_angstrom
         species = torch.as_tensor(self.encoding.encode(atoms.numbers), device=self.device).unsqueeze(0)
@@ -208,16 +199,3 @@ class TorchANICalculator(Calculator):
                 virial = gradients[-1].cpu().numpy().astype(np.float64) * energy_to_ev
                 results["stress"] = full_3x3_to_voigt_6_stress(virial / atoms.get_volume())
         self.results = results
-
-    def _check_elements(self, numbers: np.ndarray) -> None:
-        unknown = self.encoding.unsupported(numbers)
-        if not unknown:
-            return
-        names = ", ".join(chemical_symbols[z] for z in unknown)
-        plural = "s" if len(unknown) > 1 else ""
-        supported = ", ".join(chemical_symbols[z] for z in self.encoding.supported or ())
-        raise UnsupportedSystemError(
-            f"{self.model_name} does not cover the element{plural} {names} of this system; "
-            f"{self.model_name} supports {supported}",
-            "atomSymbols",
-        )
