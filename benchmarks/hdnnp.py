@@ -225,10 +225,7 @@ def training_benchmark(devices: list[str], epochs: int) -> dict:
     from mlpotential.backends.hdnnp.config import DescriptorSettings, Stage, TrainingConfig
     from mlpotential.backends.hdnnp.training import train
 
-    structures = [
-        Structure(atoms, atoms.get_potential_energy(), atoms.get_forces(), f"emt@{k}")
-        for k, atoms in enumerate(generate(120, seed=7))
-    ]
+    structures = [Structure.from_atoms(atoms, f"emt@{k}") for k, atoms in enumerate(generate(120, seed=7))]
     results = {}
     with tempfile.TemporaryDirectory(prefix="hdnnp-bench-") as folder:
         for device in devices:

@@ -9,7 +9,7 @@ import warnings
 from dataclasses import replace
 from pathlib import Path
 
-from mlpotential.backends.gpr.dataset import DataError
+from mlpotential.atomistic.structures import DataError
 from mlpotential.backends.gpr.gp import IllConditionedError
 from mlpotential.backends.gpr.model_file import ModelFileError
 from mlpotential.backends.gpr.train_input import TrainInputError, TrainInputWarning, read_train_input

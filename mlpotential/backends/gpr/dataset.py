@@ -1,11 +1,12 @@
-"""Labelled structures for the GPR: reading them and splitting a mixed set
-into subsets of one composition each.
+"""Splitting labelled structures for the GPR into subsets of one
+composition each.
 
 A GPR over Cartesian coordinates (and the per-atom force layout of every
 descriptor) only compares structures whose atoms are the same elements in
 the same order, so a subset is one composition and periodicity, and its
-structures must list their atoms in one order. Units: Angstrom, eV,
-eV/Angstrom.
+structures must list their atoms in one order. The structures themselves and
+their reader are :mod:`mlpotential.atomistic.structures`. Units: Angstrom,
+eV, eV/Angstrom.
 """
 
 from __future__ import annotations
@@ -13,60 +14,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from ase import Atoms
 
-from mlpotential.atomistic.xsf import XSFError, read_xsf
-
-
-class DataError(ValueError):
-    """Training or test data that cannot be used; the message names the file."""
-
-
-@dataclass
-class Structure:
-    """One structure with its (optional) reference energy (eV) and forces
-    (eV/Angstrom, shape (N, 3)). ``cell`` is None for a molecule."""
-
-    symbols: tuple[str, ...]
-    positions: np.ndarray
-    cell: np.ndarray | None = None
-    energy: float | None = None
-    forces: np.ndarray | None = None
-    source: str = ""
-
-    @property
-    def periodic(self) -> bool:
-        return self.cell is not None
-
-    @property
-    def key(self) -> tuple[tuple[str, ...], bool]:
-        """What a GPR model is specific to: ordered elements and periodicity."""
-        return (self.symbols, self.periodic)
-
-    @classmethod
-    def from_atoms(cls, atoms: Atoms, source: str = "") -> Structure:
-        """From ASE atoms; energy and forces are taken from an attached
-        calculator when it has them."""
-        energy = forces = None
-        if atoms.calc is not None:
-            energy = atoms.calc.results.get("energy")
-            forces = atoms.calc.results.get("forces")
-        periodic = bool(np.all(atoms.pbc))
-        if np.any(atoms.pbc) and not periodic:
-            raise DataError(
-                f"{source or 'a structure'}: partly periodic cells are not supported (pbc={atoms.pbc.tolist()})"
-            )
-        return cls(
-            symbols=tuple(atoms.get_chemical_symbols()),
-            positions=np.array(atoms.positions, dtype=np.float64),
-            cell=np.array(atoms.cell.array, dtype=np.float64) if periodic else None,
-            energy=None if energy is None else float(energy),
-            forces=None if forces is None else np.array(forces, dtype=np.float64),
-            source=source,
-        )
+from mlpotential.atomistic.structures import DataError, Structure
 
 
 @dataclass
@@ -115,11 +67,13 @@ def split_by_composition(structures: Sequence[Structure]) -> list[StructureSubse
     """Group structures by composition and periodicity, in order of first
     appearance. Within a group every structure must list its atoms in the
     same order (the force layout and the Cartesian descriptor depend on it):
-    a structure that does not raises :class:`DataError` naming both files.
+    a structure that does not raises :class:`DataError` naming both files,
+    and so does a structure periodic along one or two axes only.
     Energies/forces are kept only when every structure of the subset has them."""
     groups: dict[tuple[tuple[str, ...], bool], list[int]] = {}
     first_of_composition: dict[tuple, int] = {}
     for index, structure in enumerate(structures):
+        _require_whole_periodicity(structure)
         composition = (tuple(sorted(Counter(structure.symbols).items())), structure.periodic)
         first = first_of_composition.setdefault(composition, index)
         if structures[first].symbols != structure.symbols:
@@ -127,7 +81,7 @@ def split_by_composition(structures: Sequence[Structure]) -> list[StructureSubse
                 f"{structure.source}: same composition as {structures[first].source} but the atoms are listed in "
                 "another order; list them in one order (the GPR compares atom by atom)"
             )
-        groups.setdefault(structure.key, []).append(index)
+        groups.setdefault((structure.symbols, structure.periodic), []).append(index)
     subsets = []
     for (symbols, periodic), members in groups.items():
         chosen = [structures[i] for i in members]
@@ -152,41 +106,10 @@ def split_by_composition(structures: Sequence[Structure]) -> list[StructureSubse
     return subsets
 
 
-def read_structures(paths: Sequence[str | Path], file_format: str = "xsf") -> list[Structure]:
-    """Read structures from files: aenet XSF (one structure per file, the
-    shared reader of the HDNNP backend), or any format ASE reads (every frame
-    of every file). Raises :class:`DataError` naming the file when one cannot
-    be read."""
-    structures: list[Structure] = []
-    for path in paths:
-        path = str(path)
-        if file_format == "xsf":
-            try:
-                atoms = read_xsf(path)
-            except XSFError as exc:
-                raise DataError(str(exc)) from exc
-            structures.append(Structure.from_atoms(atoms, source=path))
-            continue
-        import ase.io
-
-        try:
-            frames = ase.io.read(path, index=":", format=file_format)
-        except Exception as exc:  # ASE raises many kinds for a bad file
-            raise DataError(f"cannot read {path} as {file_format!r}: {exc}") from exc
-        for number, atoms in enumerate(frames):
-            source = path if len(frames) == 1 else f"{path}@{number}"
-            structures.append(Structure.from_atoms(atoms, source=source))
-    return structures
-
-
-def require_labels(structures: Sequence[Structure], need_forces: bool, purpose: str) -> None:
-    """Raise :class:`DataError` naming the first file without an energy
-    (or, with ``need_forces``, without forces)."""
-    for structure in structures:
-        if structure.energy is None:
-            raise DataError(
-                f"{structure.source}: no total energy ({purpose} needs one; aenet XSF files carry it "
-                "in the first line as '# total energy = <value> eV')"
-            )
-        if need_forces and structure.forces is None:
-            raise DataError(f"{structure.source}: no forces on the atom lines ({purpose} needs them)")
+def _require_whole_periodicity(structure: Structure) -> None:
+    """A GPR is for molecules or bulk cells: a slab or wire (periodic along
+    one or two axes) raises :class:`DataError` naming its file."""
+    if any(structure.pbc) and not structure.periodic:
+        raise DataError(
+            f"{structure.source or 'a structure'}: partly periodic cells are not supported (pbc={list(structure.pbc)})"
+        )

@@ -23,15 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from mlpotential.atomistic.structures import DataError, read_structures, require_labels
 from mlpotential.atomistic.xsf import write_xsf
 from mlpotential.backends.gpr.augmentation import displaced_copies
-from mlpotential.backends.gpr.dataset import (
-    DataError,
-    StructureSubset,
-    read_structures,
-    require_labels,
-    split_by_composition,
-)
+from mlpotential.backends.gpr.dataset import StructureSubset, split_by_composition
 from mlpotential.backends.gpr.descriptors import (
     CartesianDescriptor,
     Descriptor,
@@ -277,7 +272,7 @@ def run(
             np.save(output_dir / name, array)
             report.files.append(str(output_dir / name))
         if settings.test_write:
-            ordered = [(s.symbols, s.positions, s.cell) for s in tests]
+            ordered = [(s.symbols, s.positions, s.cell if s.periodic else None) for s in tests]
             _write_structures(output_dir / "test_xsf", ordered, energies, forces)
             report.files.append(str(output_dir / "test_xsf"))
         report.steps["test"] = StepReport(time.perf_counter() - start, _peak_memory_gb())

@@ -32,7 +32,7 @@ import torch
 from tqdm import tqdm
 
 from mlpotential.atomistic.neighbors import pair_vectors
-from mlpotential.atomistic.structures import DataError, Structure, load_structures
+from mlpotential.atomistic.structures import DataError, Structure, load_structures, require_labels
 from mlpotential.atomistic.symmetry_function_parameters import SymmetryFunctionParameters
 from mlpotential.atomistic.symmetry_functions import SymmetryFunctionSet
 from mlpotential.backends.hdnnp.config import Stage, TrainingConfig
@@ -68,7 +68,8 @@ def train(config: TrainingConfig, structures: Sequence[Structure] | None = None)
         raise DataError("no training data given")
     train_pool = list(structures) if structures is not None else _load(config.data, config)
     test_pool = _load(config.test_data, config) if config.test_data else []
-    elements = {s for structure in [*train_pool, *test_pool] for s in structure.atoms.get_chemical_symbols()}
+    require_labels([*train_pool, *test_pool], need_forces=False, purpose="HDNNP training")
+    elements = {s for structure in [*train_pool, *test_pool] for s in structure.symbols}
     parameters = config.descriptor.build(elements)
     missing = elements - set(parameters.elements)
     if missing:
@@ -87,7 +88,7 @@ def train(config: TrainingConfig, structures: Sequence[Structure] | None = None)
     descriptor_seconds = time.perf_counter() - descriptor_started
 
     model = _initial_model(parameters, config, everything, descriptors, split["train"], dtype)
-    species = [model.symmetry_functions.species(s.atoms.get_chemical_symbols()) for s in everything]
+    species = [model.symmetry_functions.species(s.symbols) for s in everything]
     model = model.to(device)
     dataset = _Dataset(everything, descriptors, species, model, dtype, device)
     sets = {name: dataset.batch(torch.as_tensor(ids, dtype=torch.long)) for name, ids in split.items() if ids}
@@ -112,7 +113,7 @@ def train(config: TrainingConfig, structures: Sequence[Structure] | None = None)
             "structures": len(everything),
             "with_forces": int(sum(s.has_forces for s in everything)),
             "energy_only": int(sum(not s.has_forces for s in everything)),
-            "atoms": int(sum(len(s.atoms) for s in everything)),
+            "atoms": int(sum(s.num_atoms for s in everything)),
             "split": {name: len(ids) for name, ids in split.items()},
             "sources": [s.path for s in config.data] if structures is None else ["<in memory>"],
         },
@@ -157,7 +158,7 @@ def _initial_model(
     energies fitted on the training set."""
     torch.manual_seed(config.seed)
     model = HDNNPModel(parameters, config.network).to(dtype)
-    species = [model.symmetry_functions.species(structures[i].atoms.get_chemical_symbols()) for i in train_ids]
+    species = [model.symmetry_functions.species(structures[i].symbols) for i in train_ids]
     model.fit_scaling(
         torch.cat([torch.tensor(descriptors[i].features) for i in train_ids]).to(dtype), torch.cat(species)
     )
@@ -208,7 +209,7 @@ def _descriptors(
     symmetry_functions = SymmetryFunctionSet(parameters)
     results = []
     for structure in tqdm(structures, desc="descriptors", disable=not progress, unit="structure"):
-        key = structure_key(structure.atoms, parameters)
+        key = structure_key(structure.to_atoms(), parameters)
         stored = store.get(key, need_jacobian=structure.has_forces)
         if stored is None:
             stored = _compute(structure, symmetry_functions, device)
@@ -221,11 +222,10 @@ def _descriptors(
 def _compute(
     structure: Structure, symmetry_functions: SymmetryFunctionSet, device: torch.device
 ) -> StructureDescriptors:
-    atoms = structure.atoms
-    positions = torch.tensor(atoms.positions, dtype=torch.float64, device=device)
-    cell = torch.tensor(atoms.cell.array, dtype=torch.float64, device=device)
-    species = symmetry_functions.species(atoms.get_chemical_symbols(), device=device)
-    neighbors = symmetry_functions.neighbor_list(positions, cell, atoms.pbc)
+    positions = torch.tensor(structure.positions, dtype=torch.float64, device=device)
+    cell = torch.tensor(structure.cell, dtype=torch.float64, device=device)
+    species = symmetry_functions.species(structure.symbols, device=device)
+    neighbors = symmetry_functions.neighbor_list(positions, cell, structure.pbc)
     vectors = pair_vectors(positions, cell, neighbors)
     jacobian = None
     if structure.has_forces:
@@ -275,7 +275,7 @@ class _Dataset:
         device: torch.device,
     ) -> None:
         reference = model.reference_energy.detach().to("cpu", torch.float64)
-        self.n_atoms = torch.tensor([len(s.atoms) for s in structures], dtype=torch.long)
+        self.n_atoms = torch.tensor([s.num_atoms for s in structures], dtype=torch.long)
         self.atom_start = torch.cumsum(self.n_atoms, 0) - self.n_atoms
         self.features = torch.cat([torch.tensor(d.features) for d in descriptors]).to(device, dtype)
         self.species = torch.cat(list(species)).to(device)
@@ -283,7 +283,7 @@ class _Dataset:
         self.target = torch.tensor(targets, dtype=torch.float64).to(device, dtype)
         self.has_forces = torch.tensor([s.has_forces for s in structures])
         self.forces = torch.cat(
-            [torch.from_numpy(s.forces) if s.has_forces else torch.zeros(len(s.atoms), 3) for s in structures]
+            [torch.from_numpy(s.forces) if s.has_forces else torch.zeros(s.num_atoms, 3) for s in structures]
         ).to(device, dtype)
         n_pairs = [len(d.center) if s.has_forces else 0 for s, d in zip(structures, descriptors)]
         self.n_pairs = torch.tensor(n_pairs, dtype=torch.long)

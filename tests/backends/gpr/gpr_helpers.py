@@ -90,7 +90,8 @@ class SmallModel:
 
 
 def fit_small_model(files: list[Path], path: Path, **hyper) -> SmallModel:
-    from mlpotential.backends.gpr.dataset import read_structures, split_by_composition
+    from mlpotential.atomistic.structures import read_structures
+    from mlpotential.backends.gpr.dataset import split_by_composition
     from mlpotential.backends.gpr.descriptors import CartesianDescriptor
     from mlpotential.backends.gpr.gp import GaussianProcess, Hyperparameters
     from mlpotential.backends.gpr.model_file import save_models

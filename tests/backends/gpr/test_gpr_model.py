@@ -13,7 +13,8 @@ import pytest
 import torch
 from ase.build import molecule
 
-from mlpotential.backends.gpr.dataset import DataError, Structure, read_structures, split_by_composition
+from mlpotential.atomistic.structures import DataError, Structure, read_structures
+from mlpotential.backends.gpr.dataset import split_by_composition
 from mlpotential.backends.gpr.descriptors import (
     CartesianDescriptor,
     SymmetryFunctionDescriptor,
