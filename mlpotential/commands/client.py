@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from mlpotential.host.client import EngineError, PipeClient
+from mlpotential.host.conformance import KINDS, PROTOCOL, ROBUSTNESS, CaseResult
 from mlpotential.host.launcher import WorkerDiedError, WorkerTimeoutError
 from mlpotential.protocol.codecs import CODECS
 
@@ -31,18 +32,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--codec", choices=list(CODECS), default="ubjson", help="payload encoding (default ubjson)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--check", action="store_true", help="run the conformance suite; non-zero exit on any FAIL")
+    parser.add_argument(
+        "--only",
+        choices=KINDS,
+        help="with --check: only the protocol cases (what every worker must do) or only the robustness cases",
+    )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each reply (default 60)")
     return parser
 
 
-def _print_table(results) -> None:
+def _print_tables(results: list[CaseResult]) -> None:
+    """One table per kind of case: what the protocol requires, then what our
+    worker promises beyond it."""
     width = max(len(result.name) for result in results)
-    for result in results:
-        verdict = "PASS" if result.passed else "FAIL"
-        line = f"{verdict}  {result.name:<{width}}  {result.seconds:6.2f} s"
-        print(line + (f"  {result.detail}" if result.detail else ""))
-    failed = sum(not result.passed for result in results)
-    print(f"\n{len(results) - failed} passed, {failed} failed")
+    for kind, title in (
+        (PROTOCOL, "Protocol cases (what every worker must do)"),
+        (ROBUSTNESS, "Robustness cases (beyond the protocol)"),
+    ):
+        rows = [result for result in results if result.kind == kind]
+        if not rows:
+            continue
+        print(f"{title}\n")
+        for result in rows:
+            verdict = "PASS" if result.passed else "FAIL"
+            line = f"{verdict}  {result.name:<{width}}  {result.seconds:6.2f} s"
+            print(line + (f"  {result.detail}" if result.detail else ""))
+        failed = sum(not result.passed for result in rows)
+        print(f"\n{kind}: {len(rows) - failed} passed, {failed} failed\n")
 
 
 def main(argv: list[str]) -> int:
@@ -61,8 +77,8 @@ def main(argv: list[str]) -> int:
     if args.check:
         from mlpotential.host.conformance import run_suite
 
-        results = run_suite(command, system, args.codec, args.timeout)
-        _print_table(results)
+        results = run_suite(command, system, args.codec, args.timeout, (args.only,) if args.only else KINDS)
+        _print_tables(results)
         return 0 if all(result.passed for result in results) else 1
 
     try:

@@ -1,5 +1,11 @@
-"""The conformance suite: every rule of the pipe protocol (and our worker's
-robustness rules) as a named case, run against any worker command.
+"""The conformance suite: every rule of the pipe protocol as a named case,
+run against any worker command, in two tables:
+
+* protocol cases: what the protocol requires of every worker (SCM's
+  reference worker, built from ../shared/amspipe, passes every one);
+* robustness cases: what our worker promises beyond it (bad input is
+  answered, never crashes or hangs the worker; forms of input the protocol
+  allows but does not require a worker to read).
 
 Each case starts a fresh worker, so one failure cannot spoil the next, and
 every wait is bounded by a reply timeout: a worker that hangs fails its case
@@ -24,6 +30,10 @@ from mlpotential.protocol import messages as msg
 from mlpotential.protocol.errors import Status
 from mlpotential.protocol.framing import MAX_FRAME_SIZE
 
+PROTOCOL = "protocol"
+ROBUSTNESS = "robustness"
+KINDS = (PROTOCOL, ROBUSTNESS)
+
 
 class CaseFailed(AssertionError):
     pass
@@ -35,13 +45,18 @@ class CaseResult:
     passed: bool
     detail: str
     seconds: float
+    kind: str = PROTOCOL
 
 
 @dataclass
 class Case:
+    """One rule: ``kind`` is :data:`PROTOCOL` (every worker must pass it) or
+    :data:`ROBUSTNESS` (our worker's promise beyond the protocol)."""
+
     name: str
     rule: str
     run: Callable[[Checker], None]
+    kind: str = PROTOCOL
     codecs: tuple[str, ...] = ("ubjson", "msgpack")
 
 
@@ -220,6 +235,17 @@ def _solve_before_system(c: Checker) -> None:
 
 
 def _set_error_buffered(c: Checker) -> None:
+    message = msg.encode_call(c.system)
+    message["SetSystem"]["colour"] = "blue"
+    c.send_set(message)  # no reply: buffered
+    c.send_set(msg.encode_call(msg.SetCoords(c.system.coords)))  # ignored while an error is buffered
+    final = c.expect_status(c.send(c.solve_message("a")), Status.UNKNOWN_ARGUMENT, results=0)
+    if final.method and final.method != "SetSystem":
+        raise CaseFailed(f"the buffered error should name method SetSystem, not {final.method!r}")
+    c.expect_alive()  # buffer cleared
+
+
+def _set_coords_wrong_count(c: Checker) -> None:
     c.set_system()
     wrong = np.zeros((c.natoms + 1, 3))
     c.send_set(msg.encode_call(msg.SetCoords(wrong)))  # no reply: buffered
@@ -227,7 +253,7 @@ def _set_error_buffered(c: Checker) -> None:
     final = c.expect_status(c.send(c.solve_message("a")), Status.INVALID_ARGUMENT, results=0)
     if final.method and final.method != "SetCoords":
         raise CaseFailed(f"the buffered error should name method SetCoords, not {final.method!r}")
-    c.expect_energy(c.send(c.solve_message("b")))  # buffer cleared
+    c.expect_energy(c.send(c.solve_message("b")))  # buffer cleared, the old geometry kept
 
 
 def _set_unknown_buffered(c: Checker) -> None:
@@ -317,6 +343,12 @@ def _exit(c: Checker) -> None:
 def _end_of_file(c: Checker) -> None:
     c.expect_alive()
     c.client.worker.close_call_pipe()
+    c.expect_exit()
+
+
+def _end_of_file_clean(c: Checker) -> None:
+    c.expect_alive()
+    c.client.worker.close_call_pipe()
     c.expect_exit(nonzero=False)
 
 
@@ -359,36 +391,54 @@ CASES: tuple[Case, ...] = (
     Case("solve-energy", "SetSystem then Solve gives one results (energy) and return 0", _energy),
     Case("solve-gradients", "gradients come with dim [3, nAtoms]", _gradients),
     Case("set-coords", "SetCoords moves the atoms (the energy changes)", _set_coords),
-    Case("no-lattice-vectors", "a SetSystem without latticeVectors is accepted", _no_lattice_vectors),
-    Case("plain-arrays", "UBJSON arrays in plain form ([...]) are accepted", _plain_arrays, ("ubjson",)),
     Case("unknown-method", "an unknown call gets status 5 and the worker goes on", _unknown_method),
     Case("unknown-argument", "an unknown Solve argument gets status 6", _unknown_argument),
     Case("unknown-flag-false", "an unknown request field set to false is ignored", _unknown_request_false),
     Case("unknown-flag-true", "an unknown request field set to true gets status 6", _unknown_request_true),
     Case("empty-title", "an empty request title gets status 7", _empty_title),
-    Case("solve-before-system", "Solve before SetSystem gets status 2", _solve_before_system),
     Case(
         "set-error-buffered",
         "a Set error is buffered, later Sets ignored, the next call answered with it",
         _set_error_buffered,
     ),
     Case("set-unknown-buffered", "an unknown Set call is buffered as status 5", _set_unknown_buffered),
-    Case("set-before-system", "SetCoords before SetSystem: status 2 on the next call", _set_before_system),
     Case("keep-results", "keepResults, prevTitle, title reuse and DeleteResults", _keep_results),
-    Case("unservable-request", "a hessian request gets status 3 (or 7) and the worker goes on", _unservable),
-    Case("wrong-types", "wrong types for SetSystem arguments get status 7", _wrong_types),
-    Case("nan-coordinates", "NaN coordinates get status 7; the old geometry stays", _nan_coords),
-    Case("unknown-element", "an unknown element symbol gets status 7", _unknown_element),
-    Case("undecodable-payload", "random bytes in a frame get status 1 and the worker goes on", _undecodable),
     Case("exit", "Exit ends the worker at once, dropping a buffered error", _exit),
     Case("end-of-file", "end of file on call_pipe ends the worker", _end_of_file),
+    Case("no-lattice-vectors", "a SetSystem without latticeVectors is accepted", _no_lattice_vectors, ROBUSTNESS),
+    Case("plain-arrays", "UBJSON arrays in plain form ([...]) are accepted", _plain_arrays, ROBUSTNESS, ("ubjson",)),
+    Case("solve-before-system", "Solve before SetSystem gets status 2", _solve_before_system, ROBUSTNESS),
+    Case(
+        "set-coords-wrong-count",
+        "SetCoords with another atom count: status 7 buffered, the old geometry kept",
+        _set_coords_wrong_count,
+        ROBUSTNESS,
+    ),
+    Case("set-before-system", "SetCoords before SetSystem: status 2 on the next call", _set_before_system, ROBUSTNESS),
+    Case(
+        "unservable-request",
+        "a hessian request gets status 3 (or 7) and the worker goes on",
+        _unservable,
+        ROBUSTNESS,
+    ),
+    Case("wrong-types", "wrong types for SetSystem arguments get status 7", _wrong_types, ROBUSTNESS),
+    Case("nan-coordinates", "NaN coordinates get status 7; the old geometry stays", _nan_coords, ROBUSTNESS),
+    Case("unknown-element", "an unknown element symbol gets status 7", _unknown_element, ROBUSTNESS),
+    Case(
+        "undecodable-payload",
+        "random bytes in a frame get status 1 and the worker goes on",
+        _undecodable,
+        ROBUSTNESS,
+    ),
+    Case("end-of-file-clean", "end of file on call_pipe: exit status 0", _end_of_file_clean, ROBUSTNESS),
     Case(
         "frame-too-large",
         "a length above the maximum: status 1 if possible, exit non-zero, a message",
         _frame_too_large,
+        ROBUSTNESS,
     ),
-    Case("negative-length", "a negative frame length: exit non-zero", _negative_length),
-    Case("short-frame", "a frame cut short by end of file: exit with a message", _short_frame),
+    Case("negative-length", "a negative frame length: exit non-zero", _negative_length, ROBUSTNESS),
+    Case("short-frame", "a frame cut short by end of file: exit with a message", _short_frame, ROBUSTNESS),
 )
 
 
@@ -411,11 +461,16 @@ def run_case(
     finally:
         if client is not None:
             client.worker.close(timeout=2.0)
-    return CaseResult(case.name, passed, detail, time.perf_counter() - start)
+    return CaseResult(case.name, passed, detail, time.perf_counter() - start, case.kind)
 
 
 def run_suite(
-    command: Sequence[str], system: msg.SetSystem, codec: str = "ubjson", timeout: float = 60.0
+    command: Sequence[str],
+    system: msg.SetSystem,
+    codec: str = "ubjson",
+    timeout: float = 60.0,
+    kinds: Sequence[str] = KINDS,
 ) -> list[CaseResult]:
-    """Every case that applies to ``codec``, in order."""
-    return [run_case(case, command, system, codec, timeout) for case in CASES if codec in case.codecs]
+    """Every case of ``kinds`` that applies to ``codec``, in order (protocol cases first)."""
+    cases = [case for case in CASES if codec in case.codecs and case.kind in kinds]
+    return [run_case(case, command, system, codec, timeout) for case in cases]
