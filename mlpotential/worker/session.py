@@ -7,7 +7,6 @@ conversion between ASE's units and the wire's is :mod:`mlpotential.ase_bridge`.
 
 from __future__ import annotations
 
-import math
 import sys
 import traceback
 from pathlib import Path
@@ -22,6 +21,7 @@ from mlpotential.protocol import messages as msg
 from mlpotential.protocol.errors import ProtocolError, Status
 from mlpotential.worker.engine import Engine
 from mlpotential.worker.log import log
+from mlpotential.worker.result_checks import non_finite_result
 from mlpotential.worker.summary import write_summary
 
 Reply = msg.Results | msg.Return
@@ -185,9 +185,10 @@ class WorkerSession:
                 f"Backend {self.engine.settings.backend} failed: {type(exc).__name__}: {exc}",
                 "Solve",
             ) from None
-        energy = float(calculator.results["energy"])
-        if not math.isfinite(energy):
-            raise ProtocolError(Status.RUNTIME_ERROR, f"the model returned a non-finite energy ({energy})", "Solve")
+        problem = non_finite_result(calculator.results, self.atoms, tuple(properties) + ("energy_std",))
+        if problem is not None:
+            quantity, message = problem
+            raise ProtocolError(Status.RUNTIME_ERROR, message, "Solve", quantity)
         results = results_to_wire(calculator.results, request.gradients, request.stressTensor, request.other)
         if "energyStdDev" in results.values:
             self.last_solved = (self.atoms, results)
