@@ -1,11 +1,17 @@
-"""What a model file that should be a zip archive (a PyTorch file, a NumPy
-``.npz``) is instead, found out before any of it is loaded: the backends
-that take such files name the problem in their own words around it."""
+"""Model files before they are loaded: what a file that should be a zip
+archive (a PyTorch file, a NumPy ``.npz``) is instead, whether a file is a
+TorchScript archive, and the one gate every backend passes before it
+unpickles a model file (a warning naming the file, or a refusal in strict
+mode)."""
 
 from __future__ import annotations
 
+import os
+import warnings
 import zipfile
 from collections.abc import Iterable, Mapping
+
+from mlpotential.errors import KeywordError
 
 _HEAD_BYTES = 8
 """Enough of the file's start for every signature a backend tells apart."""
@@ -39,3 +45,50 @@ def pytorch_pickles(names: Iterable[str]) -> list[str]:
     """The members of a zip archive that ``torch.save`` writes its pickle to
     (``<archive name>/data.pkl``): one in a PyTorch file."""
     return [name for name in names if name.endswith("/data.pkl") or name == "data.pkl"]
+
+
+NO_PICKLE_VARIABLE = "MLPOTENTIAL_NO_PICKLE"
+"""Set to 1 (``mlpotential worker --no-pickle`` does) to refuse model files
+that must be unpickled: unpickling runs code from the file."""
+
+
+class UnsafeModelFileWarning(UserWarning):
+    """A model file is about to be unpickled, which runs code from it."""
+
+
+def pickles_refused() -> bool:
+    """Whether strict mode (:data:`NO_PICKLE_VARIABLE`) refuses pickled model files."""
+    return os.environ.get(NO_PICKLE_VARIABLE, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def before_unpickling(path: str, keyword: str, alternative: str = "") -> None:
+    """Called right before a backend unpickles the model file ``path`` (named by
+    the engine keyword ``keyword``): in strict mode a :class:`KeywordError`,
+    else an :class:`UnsafeModelFileWarning` naming the file. ``alternative``
+    says which pickle-free format the backend also reads, if any."""
+    instead = f"; {alternative}" if alternative else ""
+    if pickles_refused():
+        raise KeywordError(
+            keyword,
+            f"{keyword} {path!r} is a pickle, which runs code from the file when loaded, and pickled model files "
+            f"are refused ({NO_PICKLE_VARIABLE}=1 or mlpotential worker --no-pickle){instead}",
+        )
+    warnings.warn(
+        f"{keyword} {path!r} is loaded with pickle, which runs any code the file holds: load only files you trust "
+        f"(refuse them with {NO_PICKLE_VARIABLE}=1 or mlpotential worker --no-pickle){instead}",
+        UnsafeModelFileWarning,
+        stacklevel=2,
+    )
+
+
+def is_torchscript_archive(path: str) -> bool:
+    """Whether ``path`` is a TorchScript archive (``torch.jit.save``): its code
+    is TorchScript, not pickled Python objects, so loading runs no Python code
+    from the file."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    return any(name.split("/", 1)[-1].startswith("code/") for name in names) and any(
+        name.endswith("/constants.pkl") for name in names
+    )

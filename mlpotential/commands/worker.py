@@ -4,10 +4,12 @@ working directory (or ``--directory``)."""
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 from pathlib import Path
 
 from mlpotential.backends.keywords import KEYWORDS, option_name
+from mlpotential.backends.model_files import NO_PICKLE_VARIABLE
 from mlpotential.driver.input_reader import InputError, engine_keywords, read_input
 
 
@@ -28,6 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--directory", type=Path, default=Path("."), help="where the pipes are (default: here)")
     parser.add_argument(
+        "--no-pickle",
+        action="store_true",
+        help=f"refuse model files that must be unpickled (which runs code from the file); "
+        f"the same as {NO_PICKLE_VARIABLE}=1",
+    )
+    parser.add_argument(
         "--summary",
         type=Path,
         help="where to write mlpotential.txt, the statistics of the last "
@@ -44,6 +52,8 @@ def main(argv: list[str]) -> int:
     from mlpotential.worker.serve import serve
     from mlpotential.worker.session import WorkerSession
 
+    if args.no_pickle:
+        os.environ[NO_PICKLE_VARIABLE] = "1"
     keywords: dict[str, str] = {}
     try:
         if args.input is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -36,7 +37,12 @@ def load_engine(keywords: Mapping[str, str | None]) -> Engine:
     try:
         settings = parse_settings(keywords)
         configure_threads(settings.num_threads)
-        return Engine(settings, create_calculator(settings))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            calculator = create_calculator(settings)
+        for warning in caught:  # one line each in the worker's log, the file named (pickles, units)
+            log(f"warning: {warning.message}")
+        return Engine(settings, calculator)
     except EngineSetupError as exc:
         status = Status.RUNTIME_ERROR if isinstance(exc, BackendUnavailableError) else Status.INVALID_ARGUMENT
         return failed_engine(exc.message, exc.keyword, status, settings)

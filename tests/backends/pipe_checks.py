@@ -44,3 +44,40 @@ def assert_bad_parameter_file_reported(engine_keywords: dict[str, str], path: Pa
     assert expected in error.message
     if path is not None:
         assert str(path) in error.message
+
+
+class FileToucher:
+    """Pickles as a call of ``open(path, "w")``: whoever unpickles it creates
+    ``path``, as a malicious model file would run its own code."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def assert_pickle_warned_or_refused(engine_keywords: dict[str, str], path: Path, marker: Path, atoms: Atoms) -> None:
+    """A pickled model file that creates ``marker`` when unpickled: served with
+    a warning naming the file in the worker's log (AMS compatibility); refused
+    with status 7 under ``--no-pickle`` and under MLPOTENTIAL_NO_PICKLE=1,
+    without running its code."""
+    import os
+
+    with PipeEngine(engine_keywords) as engine:
+        atoms.calc = engine
+        atoms.get_potential_energy()
+        log = engine.worker_log()
+    assert marker.exists(), "the pickle's code should have run (AMS compatibility)"
+    assert "warning:" in log and "is loaded with pickle" in log and str(path) in log
+    marker.unlink()
+    strict = [
+        {"worker_args": ["--no-pickle"]},
+        {"env": {**os.environ, "MLPOTENTIAL_NO_PICKLE": "1"}},
+    ]
+    for options in strict:
+        with PipeEngine(engine_keywords, **options) as engine:
+            error = refused_energy(engine, atoms.copy())
+        assert (error.status, error.argument) == (7, "ParameterFile")
+        assert "pickled model files are refused" in error.message and str(path) in error.message
+        assert not marker.exists(), "a refused pickle must not run"

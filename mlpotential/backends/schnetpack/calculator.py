@@ -16,6 +16,7 @@ from ase import Atoms
 from ase.calculators.calculator import all_changes
 
 from mlpotential.backends.calculator_base import element_names, unsupported_elements
+from mlpotential.backends.model_files import before_unpickling
 from mlpotential.backends.schnetpack.compat import import_schnetpack, load_pickled_model
 from mlpotential.errors import KeywordError, UnsupportedSystemError
 from mlpotential.units import ModelUnits
@@ -50,6 +51,7 @@ def load_model(path: str, class_name: str) -> spk.model.AtomisticModel:
             KEYWORD,
             f"ParameterFile {path!r} holds a {class_name}, not a SchNetPack model (schnetpack.model.AtomisticModel)",
         )
+    before_unpickling(path, KEYWORD)
     try:
         model = load_pickled_model(path)
     except ModuleNotFoundError as exc:

@@ -10,6 +10,7 @@ from ase.calculators.calculator import Calculator
 from ase.data import atomic_numbers
 
 from mlpotential.backends.keywords import AUTO, EngineSettings
+from mlpotential.backends.model_files import before_unpickling, is_torchscript_archive
 from mlpotential.backends.registry import CUSTOM
 from mlpotential.backends.runtime import torch_device
 from mlpotential.backends.torchani.calculator import SpeciesEncoding, TorchANICalculator
@@ -142,7 +143,23 @@ def _custom_calculator(settings: EngineSettings, device: torch.device) -> Calcul
 
 
 def load_custom_model(path: str | os.PathLike[str]) -> torch.nn.Module:
-    """``torch.load(path)["model"]``: unpickles, that is runs code from, the file."""
+    """The model of a Custom file: a TorchScript archive (``torch.jit.save``,
+    pickle-free) is the model itself; any other file is ``torch.load(path)["model"]``
+    (the AMS convention), which unpickles, that is runs code from, the file."""
+    if is_torchscript_archive(str(path)):
+        try:
+            return torch.jit.load(str(path), map_location="cpu")
+        except Exception as exc:  # a damaged archive can fail in many ways inside torch
+            raise KeywordError(
+                "ParameterFile",
+                f"ParameterFile {str(path)!r} is a TorchScript archive that torch.jit.load refuses "
+                f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})",
+            ) from None
+    before_unpickling(
+        str(path),
+        "ParameterFile",
+        "save the model with torch.jit.save(torch.jit.script(model), file) to load it without pickle",
+    )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # unpickling can fail in any way the file's code or format allows

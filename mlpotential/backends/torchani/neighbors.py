@@ -20,7 +20,19 @@ OPEN_CELL_LIST_ATOMS = 1770
 
 
 class SizeAdaptiveNeighbors(Neighborlist):
-    """Pairs of atoms within the cutoff (Angstrom), as torchani ``Neighbors``."""
+    """Pairs of atoms within the cutoff (Angstrom), as torchani ``Neighbors``.
+
+    TorchScript-compatible (the thresholds are module constants), so a model
+    that uses it can be saved with ``torch.jit.save(torch.jit.script(model))``
+    and served as a pickle-free Custom model.
+    """
+
+    __constants__ = ["periodic_cell_list_atoms", "open_cell_list_atoms"]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.periodic_cell_list_atoms = PERIODIC_CELL_LIST_ATOMS
+        self.open_cell_list_atoms = OPEN_CELL_LIST_ATOMS
 
     def forward(
         self,
@@ -34,11 +46,10 @@ class SizeAdaptiveNeighbors(Neighborlist):
             return cell_list(cutoff, species, coords, cell, pbc)
         return all_pairs(cutoff, species, coords, cell, pbc)
 
-    @staticmethod
-    def _cell_list_fits(cutoff: float, atoms: int, cell: torch.Tensor | None, pbc: torch.Tensor | None) -> bool:
+    def _cell_list_fits(self, cutoff: float, atoms: int, cell: torch.Tensor | None, pbc: torch.Tensor | None) -> bool:
         if pbc is None:
-            return atoms >= OPEN_CELL_LIST_ATOMS
-        if atoms < PERIODIC_CELL_LIST_ATOMS or not bool(pbc.all()):
+            return atoms >= self.open_cell_list_atoms
+        if atoms < self.periodic_cell_list_atoms or not bool(pbc.all()):
             return False
         assert cell is not None
         # The cell list needs at least one cutoff-sized bucket along every cell vector.

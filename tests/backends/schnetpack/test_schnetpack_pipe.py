@@ -15,7 +15,12 @@ from mlpotential.backends.factory import create_calculator
 from mlpotential.backends.keywords import parse_settings
 from mlpotential.host.pipe_engine import PipeEngine
 from tests.backends.emt_trained_models import damaged_copy, displaced, emt_minimum, truncated_copy
-from tests.backends.pipe_checks import assert_bad_parameter_file_reported, assert_pipe_equals_in_process
+from tests.backends.pipe_checks import (
+    FileToucher,
+    assert_bad_parameter_file_reported,
+    assert_pickle_warned_or_refused,
+    assert_pipe_equals_in_process,
+)
 
 NUM_THREADS = 1
 
@@ -69,3 +74,15 @@ def test_bad_input_is_reported_on_first_calculation(
     path = paths[bad]()
     engine_keywords = keywords(path) if path is not None else {"Backend": "SchNetPack", "NumThreads": "1"}
     assert_bad_parameter_file_reported(engine_keywords, path, BAD_INPUTS[bad])
+
+
+def test_a_pickled_model_runs_with_a_warning_or_is_refused(schnetpack_model_ev: Path, tmp_path: Path) -> None:
+    """A SchNetPack model file (its top-level class a SchNetPack model, as the
+    backend checks) that also holds an object running code when unpickled."""
+    from mlpotential.backends.schnetpack.compat import load_pickled_model
+
+    model = load_pickled_model(str(schnetpack_model_ev))
+    path, marker = tmp_path / "trapped_model", tmp_path / "code-ran"
+    model.extra = FileToucher(marker)
+    torch.save(model, path)
+    assert_pickle_warned_or_refused(keywords(path), path, marker, emt_minimum())

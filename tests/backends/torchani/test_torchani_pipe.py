@@ -20,7 +20,7 @@ from mlpotential.backends.keywords import parse_settings
 from mlpotential.backends.torchani.calculator import TorchANICalculator
 from mlpotential.host.pipe_engine import PipeEngine
 from mlpotential.protocol.errors import Status
-from tests.backends.pipe_checks import refused_energy
+from tests.backends.pipe_checks import FileToucher, assert_pickle_warned_or_refused, refused_energy
 
 MODELS = ("ANI-2x", "ANI-1ccx", "ANI-1x")
 NUM_THREADS = 1
@@ -164,6 +164,31 @@ def test_custom_model_through_the_pipe(tmp_path: Path) -> None:
     built_in.calculate(atoms, ["energy", "forces"])
     assert energy == pytest.approx(built_in.results["energy"], rel=1e-13)
     np.testing.assert_allclose(forces, built_in.results["forces"], rtol=1e-12, atol=1e-12)
+
+
+def test_a_pickled_custom_model_runs_with_a_warning_or_is_refused(tmp_path: Path) -> None:
+    built_in = create_calculator(parse_settings(keywords("ANI-1x")))
+    path, marker = tmp_path / "custom.pt", tmp_path / "code-ran"
+    torch.save({"model": built_in.model, "extra": FileToucher(marker)}, path)
+    custom = {"Backend": "TorchANI", "Model": "Custom", "ParameterFile": str(path), "NumThreads": str(NUM_THREADS)}
+    assert_pickle_warned_or_refused(custom, path, marker, molecule("CH3CH2OH"))
+
+
+def test_a_torchscript_custom_model_needs_no_pickle(tmp_path: Path) -> None:
+    """TorchANI models script (our neighbour list too): saved with torch.jit.save,
+    a Custom model is served in strict mode and equals the model in process."""
+    built_in = create_calculator(parse_settings(keywords("ANI-1x")))
+    path = tmp_path / "scripted.pt"
+    torch.jit.save(torch.jit.script(built_in.model), str(path))
+    atoms = molecule("CH3CH2OH")
+    custom = {"Backend": "TorchANI", "Model": "Custom", "ParameterFile": str(path), "NumThreads": str(NUM_THREADS)}
+    with PipeEngine(custom, worker_args=["--no-pickle"]) as engine:
+        atoms.calc = engine
+        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+        assert "pickle" not in engine.worker_log()
+    built_in.calculate(atoms, ["energy", "forces"])
+    assert energy == pytest.approx(built_in.results["energy"], rel=1e-12)
+    np.testing.assert_allclose(forces, built_in.results["forces"], rtol=1e-10, atol=1e-10)
 
 
 def summary_values(path: Path) -> dict[str, str]:
