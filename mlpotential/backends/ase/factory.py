@@ -10,9 +10,9 @@ from mlpotential.backends.keywords import EngineSettings
 def create_calculator(settings: EngineSettings) -> Calculator:
     """EMT (eV, Angstrom) or LennardJones (ASE's defaults: sigma 1, epsilon 1)."""
     if settings.model == "EMT":
-        from ase.calculators.emt import EMT
+        from mlpotential.backends.ase.calculator import CheckedEMT
 
-        return EMT()
+        return CheckedEMT()
     from ase.calculators.lj import LennardJones
 
     return LennardJones()
