@@ -158,6 +158,17 @@ BACKENDS: dict[str, BackendSpec] = {
             removable=("dscribe",),
         ),
         BackendSpec(
+            name="MACE",
+            models=(CUSTOM,),
+            parameter="ParameterFile",
+            factory=_module("mace.factory:create_calculator"),
+            probe=_module("mace.probe:probe"),
+            default_units=ModelUnits("eV", "angstrom"),
+            description="MACE equivariant message-passing models (mace-torch)",
+            extra="mace",
+            removable=("mace-torch",),
+        ),
+        BackendSpec(
             name="ASE",
             models=("EMT", "LennardJones"),
             parameter=None,

@@ -16,7 +16,7 @@ from mlpotential.backends.keywords import EngineSettings, parse_settings
 from mlpotential.backends.runtime import configure_threads
 from mlpotential.errors import BackendUnavailableError, EngineSetupError
 from mlpotential.protocol.errors import ProtocolError, Status
-from mlpotential.worker.log import log
+from mlpotential.worker.log import log, show_backend_logs
 
 
 @dataclass
@@ -34,6 +34,7 @@ def load_engine(keywords: Mapping[str, str | None]) -> Engine:
     raise: they become the engine's startup error (status 7 for a bad
     keyword or file, 3 for a missing library or device)."""
     settings = None
+    show_backend_logs()
     try:
         settings = parse_settings(keywords)
         configure_threads(settings.num_threads)
