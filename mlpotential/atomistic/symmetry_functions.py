@@ -523,7 +523,13 @@ def _power(cache: dict[tuple[float, float], torch.Tensor], exponent: float, lam:
     if exponent == 0.0:
         value = torch.ones_like(base)
     elif exponent != int(exponent):
-        value = base**exponent
+        # For collinear neighbours (1 + lambda cos) is 0 but rounds to about
+        # -1e-16, and a fractional power of that is NaN. The finite limit is
+        # 0: for the value (exponent > 0) and for the slope term (exponent < 0
+        # only for zeta < 1, excluded; there the slope of cos vanishes too).
+        # The inner where keeps the gradient of the masked branch finite.
+        positive = base > 0.0
+        value = torch.where(positive, torch.where(positive, base, 1.0) ** exponent, 0.0)
     else:
         half = _power(cache, float(int(exponent) // 2), lam)
         value = half * half if int(exponent) % 2 == 0 else half * half * base
