@@ -28,7 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="a file with an 'Engine MLPotential ... EndEngine' block (options given on the command line override it)",
     )
-    parser.add_argument("--directory", type=Path, default=Path("."), help="where the pipes are (default: here)")
+    parser.add_argument(
+        "--directory",
+        type=Path,
+        default=Path("."),
+        help="where the pipes are (default: here): a directory, not a symbolic link to one, whose call_pipe and "
+        "reply_pipe are FIFOs of your own that nobody else can write",
+    )
     parser.add_argument(
         "--no-pickle",
         action="store_true",
@@ -66,4 +72,5 @@ def main(argv: list[str]) -> int:
                 keywords[keyword] = getattr(args, keyword)
         engine = load_engine(keywords)
     summary = args.summary if args.summary is not None else args.directory
-    return serve(args.directory.resolve(), WorkerSession(engine, summary.resolve()))
+    # absolute(), not resolve(): the worker must see (and refuse) a directory given as a symbolic link.
+    return serve(args.directory.absolute(), WorkerSession(engine, summary.resolve()))

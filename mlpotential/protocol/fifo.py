@@ -5,6 +5,11 @@ the host opens ``call_pipe`` for writing, then ``reply_pipe`` for reading.
 A blocking ``open`` on a FIFO waits for the other side forever, so both
 sides open without blocking and retry, asking ``keep_waiting`` between tries:
 a peer that dies before it connects is noticed instead of hanging.
+
+The worker opens only FIFOs of its own user that nobody else can write, and
+never through a symbolic link (checked after opening, see :mod:`safe_paths`):
+a ``reply_pipe`` linked to a file would otherwise get the replies written
+over that file's first bytes.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from mlpotential.protocol.safe_paths import FIFO, look_at, open_checked
 
 CALL_PIPE = "call_pipe"
 REPLY_PIPE = "reply_pipe"
@@ -29,12 +36,13 @@ def make_pipes(directory: str | os.PathLike[str]) -> tuple[Path, Path]:
     return call, reply
 
 
-def _open_writer(path: Path, keep_waiting: Callable[[], None]) -> int:
-    """Open a FIFO for writing once a reader exists (ENXIO until then)."""
+def _open_writer(open_once: Callable[[], int], keep_waiting: Callable[[], None]) -> int:
+    """Open a FIFO for writing (``open_once`` opens it without blocking) once
+    a reader exists (ENXIO until then)."""
     delay = _RETRY_SECONDS / 4
     while True:
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            fd = open_once()
         except OSError as exc:
             if exc.errno != errno.ENXIO:
                 raise
@@ -46,12 +54,23 @@ def _open_writer(path: Path, keep_waiting: Callable[[], None]) -> int:
         return fd
 
 
-def open_worker_side(directory: str | os.PathLike[str], keep_waiting: Callable[[], None]) -> tuple[int, int]:
-    """The worker's (call_fd, reply_fd), both blocking. ``keep_waiting`` is
-    called while the host has not connected; it raises to give up."""
-    call_fd = os.open(Path(directory) / CALL_PIPE, os.O_RDONLY | os.O_NONBLOCK)
+def check_worker_pipes(dir_fd: int) -> None:
+    """Raise :class:`~mlpotential.protocol.safe_paths.UnusablePathError`
+    unless both pipes of the directory open as ``dir_fd`` are FIFOs the
+    worker may use (a look before anything is opened or created there)."""
+    for name in (CALL_PIPE, REPLY_PIPE):
+        look_at(name, FIFO, dir_fd)
+
+
+def open_worker_side(dir_fd: int, keep_waiting: Callable[[], None]) -> tuple[int, int]:
+    """The worker's (call_fd, reply_fd), both blocking, in the directory open
+    as ``dir_fd``; each checked after opening. ``keep_waiting`` is called
+    while the host has not connected; it raises to give up."""
+    call_fd = open_checked(CALL_PIPE, os.O_RDONLY | os.O_NONBLOCK, FIFO, dir_fd)
     try:
-        reply_fd = _open_writer(Path(directory) / REPLY_PIPE, keep_waiting)
+        reply_fd = _open_writer(
+            lambda: open_checked(REPLY_PIPE, os.O_WRONLY | os.O_NONBLOCK, FIFO, dir_fd), keep_waiting
+        )
     except BaseException:
         os.close(call_fd)
         raise
@@ -62,7 +81,8 @@ def open_worker_side(directory: str | os.PathLike[str], keep_waiting: Callable[[
 def open_host_side(directory: str | os.PathLike[str], keep_waiting: Callable[[], None]) -> tuple[int, int]:
     """The host's (call_fd, reply_fd). call_fd blocks; reply_fd does not:
     the host polls it so that it can watch the worker while it waits."""
-    call_fd = _open_writer(Path(directory) / CALL_PIPE, keep_waiting)
+    call_path = Path(directory) / CALL_PIPE
+    call_fd = _open_writer(lambda: os.open(call_path, os.O_WRONLY | os.O_NONBLOCK), keep_waiting)
     try:
         reply_fd = os.open(Path(directory) / REPLY_PIPE, os.O_RDONLY | os.O_NONBLOCK)
     except BaseException:

@@ -10,13 +10,12 @@ from ase import Atoms
 
 from mlpotential.backends.keywords import EngineSettings
 from mlpotential.protocol.messages import Results
-
-SUMMARY_NAME = "mlpotential.txt"
+from mlpotential.protocol.pipe_directory import WORKER_SUMMARY
 
 
 def summary_file(path: Path) -> Path:
     """``path`` itself, or ``path/mlpotential.txt`` when it is a directory."""
-    return path / SUMMARY_NAME if path.is_dir() else path
+    return path / WORKER_SUMMARY if path.is_dir() else path
 
 
 def write_summary(path: Path, settings: EngineSettings, atoms: Atoms, results: Results) -> None:
