@@ -89,6 +89,22 @@ class EngineSettings:
         distance = auto.distance if self.ml_distance_unit == AUTO else self.ml_distance_unit
         return ModelUnits(energy, distance)
 
+    def recorded_units(self, recorded: ModelUnits, model: str) -> ModelUnits:
+        """The units of a model that records its own (a model file, a built-in
+        model): MLEnergyUnit and MLDistanceUnit must be Auto or name exactly
+        these, or :class:`KeywordError` says what ``model`` works in."""
+        for keyword, value, fixed in (
+            ("MLEnergyUnit", self.ml_energy_unit, recorded.energy),
+            ("MLDistanceUnit", self.ml_distance_unit, recorded.distance),
+        ):
+            if value not in (AUTO, fixed):
+                raise KeywordError(
+                    keyword,
+                    f"{model} works in {recorded.energy} and {recorded.distance}; leave {keyword} Auto "
+                    f"(or set it to {fixed}), not {value}",
+                )
+        return recorded
+
     def as_keywords(self) -> dict[str, str]:
         """The settings as engine keywords (only those that are set)."""
         pairs = {

@@ -40,5 +40,5 @@ def create_calculator(settings: EngineSettings) -> Calculator:
     except ModelFileError as exc:
         raise KeywordError(keyword, f"{keyword} {settings.model if keyword == 'Model' else path}: {exc}") from exc
     device = torch_device(settings.device)
-    units = settings.model_units(ModelUnits(**MODEL_UNITS))
+    units = settings.recorded_units(ModelUnits(**MODEL_UNITS), f"the HDNNP model {path}")
     return HDNNPCalculator(model, device=device, units=units)

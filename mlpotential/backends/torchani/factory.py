@@ -9,7 +9,7 @@ import torch
 from ase.calculators.calculator import Calculator
 from ase.data import atomic_numbers
 
-from mlpotential.backends.keywords import AUTO, EngineSettings
+from mlpotential.backends.keywords import EngineSettings
 from mlpotential.backends.model_files import before_unpickling, is_torchscript_archive
 from mlpotential.backends.registry import CUSTOM
 from mlpotential.backends.runtime import torch_device
@@ -41,7 +41,7 @@ def create_calculator(settings: EngineSettings) -> Calculator:
     device = torch_device(settings.device)
     if settings.model == CUSTOM:
         return _custom_calculator(settings, device)
-    _require_ani_units(settings)
+    settings.recorded_units(ANI_UNITS, settings.model)
     from mlpotential.backends.torchani.model_cache import load_ani_model
 
     files = locate_model_files(settings.model, settings.parameter_dir)
@@ -52,17 +52,6 @@ def create_calculator(settings: EngineSettings) -> Calculator:
     model = loaded.model.to(device)
     encoding = SpeciesEncoding(supported=tuple(int(z) for z in model.atomic_numbers.tolist()))
     return TorchANICalculator(model, model_name=settings.model, encoding=encoding, units=ANI_UNITS, device=device)
-
-
-def _require_ani_units(settings: EngineSettings) -> None:
-    for keyword, value, fixed in (
-        ("MLEnergyUnit", settings.ml_energy_unit, ANI_UNITS.energy),
-        ("MLDistanceUnit", settings.ml_distance_unit, ANI_UNITS.distance),
-    ):
-        if value not in (AUTO, fixed):
-            raise KeywordError(
-                keyword, f"{settings.model} works in {ANI_UNITS.energy} and {ANI_UNITS.distance}; leave {keyword} Auto"
-            )
 
 
 def locate_model_files(model: str, parameter_dir: str | None = None) -> NeurochemModel:

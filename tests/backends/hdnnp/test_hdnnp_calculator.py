@@ -102,13 +102,17 @@ def test_backend_factory_and_units(small_model: Path) -> None:
     forces_ev = atoms.get_forces()
     direct = HDNNPCalculator.from_file(small_model)
     assert direct.get_potential_energy(atoms.copy()) == pytest.approx(in_ev, rel=1e-14)
-    # a model declared to output kcal/mol: everything scales by eV per kcal/mol
+    # the file records eV and Angstrom: units that say so are accepted, others refused
+    # (they used to scale the energy silently, by 0.0434 for kcal/mol)
     atoms.calc = create_calculator(
-        parse_settings({"Backend": "HDNNP", "ParameterFile": str(small_model), "MLEnergyUnit": "kcal/mol"})
+        parse_settings({"Backend": "HDNNP", "ParameterFile": str(small_model), "MLEnergyUnit": "eV"})
     )
-    factor = 0.0433641043
-    assert atoms.get_potential_energy() == pytest.approx(in_ev * factor, rel=1e-6)
-    np.testing.assert_allclose(atoms.get_forces(), forces_ev * factor, rtol=1e-6)
+    assert atoms.get_potential_energy() == pytest.approx(in_ev, rel=1e-14)
+    np.testing.assert_allclose(atoms.get_forces(), forces_ev, rtol=1e-14)
+    for keyword, unit in (("MLEnergyUnit", "kcal/mol"), ("MLDistanceUnit", "bohr")):
+        with pytest.raises(KeywordError, match="works in eV and angstrom") as error:
+            create_calculator(parse_settings({"Backend": "HDNNP", "ParameterFile": str(small_model), keyword: unit}))
+        assert error.value.keyword == keyword and str(small_model) in error.value.message
 
 
 def test_shipped_model_loads_through_the_factory() -> None:
