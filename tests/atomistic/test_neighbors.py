@@ -1,6 +1,8 @@
-"""The torch cell list finds exactly the pairs ASE's neighbour list finds,
-with the same periodic images, for bulk, small and skewed cells, slabs, wires
-and molecules, whether or not atoms are wrapped into the cell."""
+"""The torch neighbour search finds exactly the pairs ASE's neighbour list
+finds, with the same periodic images, for bulk, small and skewed cells, slabs,
+wires and molecules, whether or not atoms are wrapped into the cell; its
+brute-force and cell-list paths agree, and both can leave out coincident
+atoms."""
 
 from __future__ import annotations
 
@@ -76,6 +78,34 @@ def test_pairs_equal_ase(case: str) -> None:
     assert bool((found.center[1:] >= found.center[:-1]).all()), "pairs must be sorted by centre"
     vectors = pair_vectors(torch.tensor(atoms.positions), torch.tensor(atoms.cell.array), found)
     assert float(vectors.norm(dim=1).max()) < cutoff
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_brute_force_and_cell_list_agree(case: str) -> None:
+    make, cutoff = CASES[case]
+    atoms = make()
+    atoms.rattle(0.03, seed=7)
+    arguments = (torch.tensor(atoms.positions), torch.tensor(atoms.cell.array), atoms.pbc, cutoff)
+    binned = build_neighbor_list(*arguments, brute_force_limit=0)
+    every = build_neighbor_list(*arguments, brute_force_limit=10**9)
+    assert bool((binned.center[1:] >= binned.center[:-1]).all()) and bool((every.center[1:] >= every.center[:-1]).all())
+    assert pair_set(binned.center, binned.neighbor, binned.cell_shift) == pair_set(
+        every.center, every.neighbor, every.cell_shift
+    )
+
+
+@pytest.mark.parametrize("brute_force_limit", [0, 10**9])
+def test_coincident_atoms_are_pairs_unless_left_out(brute_force_limit: int) -> None:
+    atoms = Atoms("H3", positions=[[1, 1, 1], [1, 1, 1], [2, 1, 1]], cell=np.eye(3) * 6.0, pbc=True)
+    arguments = (torch.tensor(atoms.positions), torch.tensor(atoms.cell.array), atoms.pbc, 2.0, brute_force_limit)
+    kept = build_neighbor_list(*arguments)
+    apart = build_neighbor_list(*arguments, keep_coincident=False)
+    assert kept.n_pairs == 6
+    kept_pairs = pair_set(kept.center, kept.neighbor, kept.cell_shift)
+    assert kept_pairs - pair_set(apart.center, apart.neighbor, apart.cell_shift) == {
+        (0, 1, (0, 0, 0)),
+        (1, 0, (0, 0, 0)),
+    }
 
 
 def test_empty_and_isolated_systems() -> None:

@@ -100,7 +100,8 @@ class PiNet:
         self, numbers: torch.Tensor, centre: torch.Tensor, neighbour: torch.Tensor, diff: torch.Tensor
     ) -> torch.Tensor:
         """eps_i for every atom, shape (n_atoms,); ``diff`` (n_pairs, 3) in
-        the model's length unit, pairs as in :mod:`neighbours`."""
+        the model's length unit, pairs as in
+        :func:`mlpotential.atomistic.neighbors.pinn_pairs`."""
         n_atoms = numbers.shape[0]
         distance = torch.linalg.vector_norm(diff, dim=1)
         fc = self._fc(distance)

@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from mlpotential.backends.pinn.neighbours import pinn_pairs
+from mlpotential.atomistic.neighbors import pinn_pairs
 from mlpotential.backends.pinn.params import EnergyModelParams
 
 VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))

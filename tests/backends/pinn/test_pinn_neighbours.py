@@ -12,7 +12,7 @@ import pytest
 from ase import Atoms
 from ase.neighborlist import neighbor_list
 
-from mlpotential.backends.pinn.neighbours import image_repeats, pinn_pairs
+from mlpotential.atomistic.neighbors import image_repeats, pinn_pairs
 from tests.backends.pinn_reference import read_reference
 
 

@@ -12,9 +12,9 @@ import torch
 from ase import Atoms
 from dscribe.descriptors import ACSF
 
+from mlpotential.atomistic.neighbors import pinn_pairs
 from mlpotential.backends.pinn.bpnn import BPNN, ordered_neighbour_couples
 from mlpotential.backends.pinn.loader import load_potential
-from mlpotential.backends.pinn.neighbours import pinn_pairs
 from mlpotential.backends.pinn.params import BPNNParams, SymmetryFunctionSpec
 from tests.backends.pinn_reference import read_reference
 
