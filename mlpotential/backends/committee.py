@@ -77,7 +77,8 @@ def check_members_agree(members: Sequence[Calculator], names: Sequence[str], key
     ``elements`` attribute of atomic numbers) and work in the same units (a
     ``units`` attribute); :class:`KeywordError` names the files otherwise."""
     for attribute, describe in (("elements", _describe_elements), ("units", _describe_units)):
-        known = [(name, getattr(member, attribute)) for member, name in zip(members, names) if hasattr(member, attribute)]
+        pairs = zip(members, names)
+        known = [(name, getattr(member, attribute)) for member, name in pairs if hasattr(member, attribute)]
         if not known:
             continue
         first_name, first = known[0]
