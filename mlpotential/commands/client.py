@@ -13,6 +13,7 @@ from mlpotential.host.client import EngineError, PipeClient
 from mlpotential.host.conformance import KINDS, PROTOCOL, ROBUSTNESS, CaseResult
 from mlpotential.host.launcher import WorkerDiedError, WorkerTimeoutError
 from mlpotential.protocol.codecs import CODECS
+from mlpotential.protocol.errors import ProtocolError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=KINDS,
         help="with --check: only the protocol cases (what every worker must do) or only the robustness cases",
     )
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each reply (default 60)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds the worker may take to start (until it opens its pipes) and to take each call and answer it; "
+        "a worker that misses it is killed (default 60)",
+    )
     return parser
 
 
@@ -82,7 +89,7 @@ def main(argv: list[str]) -> int:
         return 0 if all(result.passed for result in results) else 1
 
     try:
-        with PipeClient(command, args.codec, reply_timeout=args.timeout) as client:
+        with PipeClient(command, args.codec, reply_timeout=args.timeout, start_timeout=args.timeout) as client:
             client.hello()
             client.set_system(system)
             results = client.solve(gradients=args.gradients)
@@ -96,7 +103,7 @@ def main(argv: list[str]) -> int:
         else:
             print(f"mlpotential client: the worker answered {exc}", file=sys.stderr)
         return 1
-    except (WorkerDiedError, WorkerTimeoutError, OSError) as exc:
+    except (WorkerDiedError, WorkerTimeoutError, ProtocolError, OSError) as exc:
         print(f"mlpotential client: {exc}", file=sys.stderr)
         return 1
     gradients = results.values.get("gradients")

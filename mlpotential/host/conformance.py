@@ -8,14 +8,13 @@ run against any worker command, in two tables:
   allows but does not require a worker to read).
 
 Each case starts a fresh worker, so one failure cannot spoil the next, and
-every wait is bounded by a reply timeout: a worker that hangs fails its case
-instead of hanging the suite.
+every wait is bounded by the timeout (the start and each call): a worker that
+hangs fails its case instead of hanging the suite.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import struct
 import time
 from collections.abc import Callable, Sequence
@@ -123,8 +122,9 @@ class Checker:
         return code
 
     def write_raw(self, data: bytes) -> None:
-        self.client.send_payloads([])
-        os.write(self.client.worker.call_fd, data)
+        """Bytes that need not be frames, after the held-back Set calls."""
+        self.client.send_payloads([], "raw bytes")
+        self.client.worker.write(data)
 
 
 # ----------------------------------------------------------------- the cases
@@ -449,7 +449,7 @@ def run_case(
     start = time.perf_counter()
     client = None
     try:
-        client = PipeClient(command, codec, reply_timeout=timeout)
+        client = PipeClient(command, codec, reply_timeout=timeout, start_timeout=timeout)
         case.run(Checker(client, system))
         passed, detail = True, ""
     except CaseFailed as exc:

@@ -3,7 +3,9 @@ mlpotential worker (or any AMS-compatible worker) in another process.
 
 It converts at the edge: ASE's eV and Angstrom in, the wire's Hartree and
 Bohr out. It sends SetSystem when the species, the atom count or the
-periodicity change and SetCoords/SetLattice otherwise.
+periodicity change and SetCoords/SetLattice otherwise. A calculation that
+fails half way (the worker died, missed its timeout, or the host was
+interrupted) drops the worker; the next calculation starts a fresh one.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from mlpotential.ase_bridge import coords_message, lattice_message, results_from
 from mlpotential.backends.keywords import PATH_KEYWORDS, keyword_options
 from mlpotential.errors import KeywordError
 from mlpotential.host.client import EngineError, PipeClient
-from mlpotential.host.launcher import WorkerDiedError, our_worker_command
+from mlpotential.host.launcher import WorkerDiedError, WorkerTimeoutError, check_timeout, our_worker_command
 from mlpotential.names import canonical_name
 from mlpotential.protocol.errors import Status
 
@@ -62,6 +64,17 @@ class PipeEngine(Calculator):
     runs in its private directory. ``worker_command`` replaces our worker by
     any AMS-compatible command; ``worker_args`` are extra ``mlpotential
     worker`` options (absolute paths, e.g. ``--summary``).
+
+    ``timeout`` (seconds) bounds each calculation: writing the geometry, the
+    worker's Solve and reading its results; ``start_timeout`` (seconds)
+    bounds the worker's start until it has opened its pipes (it loads its
+    model first). Both default to None, waiting forever: one Solve takes
+    from microseconds to hours depending on the backend, the system and the
+    device, so no default could tell a hung worker from a slow one, and a
+    dead worker is noticed within 0.1 s without any timeout. A worker that
+    misses a timeout is killed and :class:`WorkerTimeoutError` raised; the
+    next calculation starts a fresh worker.
+
     Results: energy, free_energy (eV), forces (eV/Angstrom), stress
     (eV/Angstrom^3, 3D-periodic systems), energy_std (eV) and forces_std
     (eV/Angstrom) where the backend has them. Use as a context manager, or
@@ -81,8 +94,12 @@ class PipeEngine(Calculator):
         input_file: str | os.PathLike[str] | None = None,
         base_directory: str | os.PathLike[str] | None = None,
         env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        start_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
+        check_timeout("timeout", timeout)
+        check_timeout("start_timeout", start_timeout)
         super().__init__(**kwargs)
         self.keywords = absolute_keywords(keywords or {}, base_directory)
         if worker_command is None:
@@ -94,6 +111,8 @@ class PipeEngine(Calculator):
         self.command = list(worker_command)
         self.codec = codec
         self.env = env
+        self.timeout = timeout
+        self.start_timeout = start_timeout
         self.client: PipeClient | None = None
         self._system_sent = False
 
@@ -101,7 +120,7 @@ class PipeEngine(Calculator):
     def start(self) -> PipeClient:
         """Start the worker and say Hello (done on first use otherwise)."""
         if self.client is None:
-            client = PipeClient(self.command, self.codec, self.env)
+            client = PipeClient(self.command, self.codec, self.env, self.timeout, self.start_timeout)
             try:
                 client.hello()
             except BaseException:
@@ -110,12 +129,13 @@ class PipeEngine(Calculator):
             self.client = client
         return self.client
 
-    def close(self) -> None:
-        """Stop the worker and remove its pipe directory."""
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the worker (waiting up to ``timeout`` seconds for it to exit
+        before ending it) and remove its pipe directory."""
         if self.client is not None:
             client, self.client = self.client, None
             self._system_sent = False
-            client.close()
+            client.close(timeout)
 
     def __enter__(self) -> PipeEngine:
         self.start()
@@ -156,16 +176,19 @@ class PipeEngine(Calculator):
         system_changes: Sequence[str] = all_changes,
     ) -> None:
         super().calculate(atoms, properties, system_changes)
-        self._send_geometry(self.atoms, system_changes)
-        want_stress = "stress" in properties
         try:
-            results = self.client.solve(gradients=True, stressTensor=want_stress, other="forces_std" in properties)
-        except WorkerDiedError:
-            self._system_sent = False
-            self.client.close(timeout=1.0)
-            self.client = None
+            self._send_geometry(self.atoms, system_changes)
+            results = self.client.solve(
+                gradients=True, stressTensor="stress" in properties, other="forces_std" in properties
+            )
+        except EngineError:
+            raise  # the worker answered: it is in step and goes on serving
+        except BaseException:
+            # Died, timed out, interrupted or broke the protocol: a fresh
+            # worker (and SetSystem) for the next calculation.
+            self.close(timeout=1.0)
             raise
         self.results = results_from_wire(results)
 
 
-__all__ = ["EngineError", "PipeEngine", "WorkerDiedError"]
+__all__ = ["EngineError", "PipeEngine", "WorkerDiedError", "WorkerTimeoutError"]

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from ase.build import molecule
+from ase.build import bulk, molecule
 from ase.calculators.emt import EMT
 from ase.io import read, write
 
@@ -82,3 +82,26 @@ def test_check_prints_a_table_and_fails_a_broken_worker(geometry, tmp_path):
     )
     assert bad.returncode == 1
     assert "FAIL  hello-unknown-version" in bad.stdout and "FAIL  keep-results" in bad.stdout
+
+
+def test_timeout_covers_writing_the_call(tmp_path):
+    """A worker that answers Hello and then stops reading: a SetSystem larger
+    than the pipe must not block the client past --timeout. (The worker ends
+    by itself after a minute, so that the old code fails instead of hanging.)"""
+    big = tmp_path / "copper.xyz"
+    write(big, bulk("Cu", "fcc", a=3.6, cubic=True).repeat((10, 10, 15)))  # SetSystem: about 168 kB
+    script = tmp_path / "deaf_worker.py"
+    script.write_text(
+        "import os, signal, time\n"
+        "from mlpotential.protocol import ubjson\n"
+        "from mlpotential.protocol.framing import FrameReader, write_frames\n"
+        "signal.alarm(60)\n"
+        "r = os.open('call_pipe', os.O_RDONLY); w = os.open('reply_pipe', os.O_WRONLY)\n"
+        "FrameReader(r).read_frame()\n"
+        "write_frames(w, [ubjson.dumps({'return': {'status': 0}})])\n"
+        "time.sleep(3600)\n"
+    )
+    worker = f"{shlex.quote(sys.executable)} {shlex.quote(str(script))}"
+    done = run_client("--worker", worker, str(big), "--timeout", "10")
+    assert done.returncode == 1
+    assert "SetSystem + Solve: the worker did not read the call within 10 s" in done.stderr
