@@ -7,8 +7,9 @@ The public API, importable from the package root:
   process (``PipeEngine({"Backend": "ASE", "Model": "EMT"})``);
 * :class:`PipeClient`: a protocol-level host for any AMS-compatible worker
   (Hartree and Bohr);
-* :class:`EngineError` (the worker answered a call with an error status) and
-  :class:`WorkerDiedError` (the worker process ended).
+* :class:`EngineError` (the worker answered a call with an error status),
+  :class:`WorkerDiedError` (the worker process ended or was stopped) and
+  :class:`WorkerTimeoutError` (it missed a timeout).
 
 They are imported on first use, so ``import mlpotential`` (and the
 ``mlpotential`` command) stays cheap.
@@ -26,13 +27,14 @@ _PUBLIC = {
     "PipeClient": "mlpotential.host.client",
     "EngineError": "mlpotential.host.client",
     "WorkerDiedError": "mlpotential.host.launcher",
+    "WorkerTimeoutError": "mlpotential.host.launcher",
 }
 
-__all__ = ["EngineError", "PipeClient", "PipeEngine", "WorkerDiedError", "__version__"]
+__all__ = ["EngineError", "PipeClient", "PipeEngine", "WorkerDiedError", "WorkerTimeoutError", "__version__"]
 
 if TYPE_CHECKING:
     from mlpotential.host.client import EngineError, PipeClient
-    from mlpotential.host.launcher import WorkerDiedError
+    from mlpotential.host.launcher import WorkerDiedError, WorkerTimeoutError
     from mlpotential.host.pipe_engine import PipeEngine
 
 

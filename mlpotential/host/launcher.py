@@ -163,9 +163,6 @@ class WorkerProcess:
             self._handles.call_fd, self._handles.reply_fd = open_host_side(
                 self.directory, self._connection_watch(start_timeout)
             )
-            # Writes must not block either: a worker that stops reading would
-            # hold a blocking write (and the host) forever once the pipe is full.
-            os.set_blocking(self.call_fd, False)
         except BaseException as exc:
             self.stop(f"a failed start ({type(exc).__name__})")
             raise

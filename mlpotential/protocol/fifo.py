@@ -50,7 +50,6 @@ def _open_writer(open_once: Callable[[], int], keep_waiting: Callable[[], None])
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
             continue
-        os.set_blocking(fd, True)
         return fd
 
 
@@ -75,12 +74,14 @@ def open_worker_side(dir_fd: int, keep_waiting: Callable[[], None]) -> tuple[int
         os.close(call_fd)
         raise
     os.set_blocking(call_fd, True)
+    os.set_blocking(reply_fd, True)
     return call_fd, reply_fd
 
 
 def open_host_side(directory: str | os.PathLike[str], keep_waiting: Callable[[], None]) -> tuple[int, int]:
-    """The host's (call_fd, reply_fd). call_fd blocks; reply_fd does not:
-    the host polls it so that it can watch the worker while it waits."""
+    """The host's (call_fd, reply_fd), both non-blocking: the host polls
+    them so that it can watch the worker (and its deadlines) while it waits;
+    a blocking write would hang on a worker that stopped reading."""
     call_path = Path(directory) / CALL_PIPE
     call_fd = _open_writer(lambda: os.open(call_path, os.O_WRONLY | os.O_NONBLOCK), keep_waiting)
     try:
