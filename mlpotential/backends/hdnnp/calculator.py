@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 from ase.data import atomic_numbers
+from ase.stress import full_3x3_to_voigt_6_stress
 
 from mlpotential.atomistic.neighbors import pair_vectors
 from mlpotential.backends.calculator_base import check_elements, check_stress_periodicity
@@ -49,6 +50,7 @@ class HDNNPCalculator(Calculator):
         self.device = torch.device(device)
         self.model = model.to(device=self.device, dtype=torch.float64).eval()
         self.units = units
+        self.elements = tuple(atomic_numbers[symbol] for symbol in self.model.elements)
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)
 
@@ -68,7 +70,7 @@ class HDNNPCalculator(Calculator):
         symmetry_functions = self.model.symmetry_functions
         # species() refuses unknown elements too, in the symmetry functions' words: checked first so that
         # the refusal reads like every backend's
-        check_elements(_MODEL, atoms.numbers, [atomic_numbers[symbol] for symbol in symmetry_functions.elements])
+        check_elements(_MODEL, atoms.numbers, self.elements)
         check_stress_periodicity(_MODEL, atoms, properties)
         species = symmetry_functions.species(atoms.get_chemical_symbols(), device=self.device)
         to_model = 1.0 / self.units.distance_to_angstrom
@@ -99,5 +101,4 @@ class HDNNPCalculator(Calculator):
         if want_stress:
             virial = gradients[1].cpu().numpy() * energy_unit
             virial = 0.5 * (virial + virial.T)
-            stress = virial / atoms.get_volume()
-            self.results["stress"] = stress.flat[[0, 4, 8, 5, 2, 1]]
+            self.results["stress"] = full_3x3_to_voigt_6_stress(virial / atoms.get_volume())
