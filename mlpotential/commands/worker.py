@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 from pathlib import Path
 
 from mlpotential.backends.keywords import KEYWORDS, option_name
@@ -56,4 +57,12 @@ def main(argv: list[str]) -> int:
                 keywords[keyword] = getattr(args, keyword)
         engine = load_engine(keywords)
     summary = args.summary if args.summary is not None else args.directory
-    return serve(args.directory.resolve(), WorkerSession(engine, summary.resolve()))
+    try:
+        return serve(args.directory.resolve(), WorkerSession(engine, summary.resolve()))
+    except OSError as exc:  # no pipes there: the host makes them before it starts the worker
+        print(
+            f"mlpotential worker: cannot open {exc.filename or args.directory}: {exc.strerror or exc} "
+            "(the host creates call_pipe and reply_pipe before it starts the worker)",
+            file=sys.stderr,
+        )
+        return 2
