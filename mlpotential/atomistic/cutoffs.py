@@ -10,6 +10,13 @@ from dataclasses import dataclass
 
 import torch
 
+from mlpotential.inputs import Range
+
+CUTOFF_RADII = Range(0, 30, "Angstrom", positive=True)
+"""The cutoff radii a descriptor allows: atoms interact over a few
+Angstrom, and a huge radius makes every atom a neighbour of every other
+(and of its periodic images) and the computation endless."""
+
 
 def cosine_cutoff(distance: torch.Tensor, cutoff: float) -> torch.Tensor:
     """Behler's cosine cutoff 0.5 (cos(pi r / r_c) + 1) (as in DScribe and AMP);

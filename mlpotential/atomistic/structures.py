@@ -24,6 +24,7 @@ import numpy as np
 from ase import Atoms
 
 from mlpotential.atomistic.xsf import XSFError, read_xsf, read_xsf_zip
+from mlpotential.inputs import COORDINATES
 
 
 class DataError(ValueError):
@@ -92,11 +93,26 @@ def read_structures(paths: Sequence[str | Path], file_format: str | None = None,
     ``*.zip`` being an archive of XSF files); ``index``: which frames of a
     multi-frame file (``ase.io`` syntax). Raises :class:`DataError` naming
     the file when one cannot be read."""
-    return [
+    structures = [
         Structure.from_atoms(atoms, source)
         for path in paths
         for source, atoms in _read_file(Path(path), file_format, index)
     ]
+    for structure in structures:
+        _check_numbers(structure)
+    return structures
+
+
+def _check_numbers(structure: Structure) -> None:
+    """:class:`DataError` for a NaN or infinite label, or a coordinate outside
+    :data:`~mlpotential.inputs.COORDINATES`: a file can hold them, and a fit
+    on them fails far from the file that caused it."""
+    geometry = np.concatenate([structure.positions.ravel(), structure.cell.ravel()])
+    if not all(value in COORDINATES for value in geometry):
+        raise DataError(f"{structure.source}: coordinates must be {COORDINATES.describe()}")
+    for what, value in (("the energy", structure.energy), ("a force", structure.forces)):
+        if value is not None and not np.isfinite(value).all():
+            raise DataError(f"{structure.source}: {what} is NaN or infinite")
 
 
 def require_labels(structures: Sequence[Structure], need_forces: bool, purpose: str) -> None:

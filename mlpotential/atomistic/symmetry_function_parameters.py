@@ -21,17 +21,31 @@ DScribe's ACSF layout without the G1 and G3 columns.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ase.data import atomic_numbers, chemical_symbols
 
-from mlpotential.atomistic.cutoffs import CUTOFF_FUNCTIONS
+from mlpotential.atomistic.cutoffs import CUTOFF_FUNCTIONS, CUTOFF_RADII
+from mlpotential.inputs import BadValue, Range, number
 
 DEFAULT_CUTOFF = 6.5
 """Angstrom; AMP's default cutoff radius."""
+
+RADIAL_COUNTS = Range(1, 100)
+"""How many G2 functions the default set may have (``n_radial``)."""
+
+_ETAS = Range(0, 10_000, "1/Angstrom^2")
+_ZETAS = Range(1, 1000)
+_LAMBDAS = (-1.0, 1.0)
+_Column = tuple[str, Range | tuple[float, ...]]
+_COLUMNS: dict[str, tuple[_Column, ...]] = {
+    "g2": (("eta", _ETAS), ("R_s", Range(0, CUTOFF_RADII.maximum, "Angstrom"))),
+    "g4": (("eta", _ETAS), ("zeta", _ZETAS), ("lambda", _LAMBDAS)),
+    "g5": (("eta", _ETAS), ("zeta", _ZETAS), ("lambda", _LAMBDAS)),
+}
+"""The columns of each function list and the values each allows."""
 
 
 @dataclass(frozen=True)
@@ -59,26 +73,15 @@ class SymmetryFunctionParameters:
         object.__setattr__(self, "g2", tuple((float(e), float(r)) for e, r in self.g2))
         object.__setattr__(self, "g4", tuple((float(e), float(z), float(lam)) for e, z, lam in self.g4))
         object.__setattr__(self, "g5", tuple((float(e), float(z), float(lam)) for e, z, lam in self.g5))
-        object.__setattr__(self, "cutoff", float(self.cutoff))
-        if not (self.cutoff > 0 and math.isfinite(self.cutoff)):
-            raise ValueError(f"the cutoff must be a positive number of Angstrom, got {self.cutoff}")
+        object.__setattr__(self, "cutoff", float(number("cutoff", self.cutoff, float, CUTOFF_RADII)))
         if self.cutoff_function not in CUTOFF_FUNCTIONS:
-            raise ValueError(
-                f"unknown cutoff function {self.cutoff_function!r}; choose one of: {', '.join(CUTOFF_FUNCTIONS)}"
-            )
+            known = ", ".join(CUTOFF_FUNCTIONS)
+            raise BadValue("cutoff_function", f"{self.cutoff_function!r} is not a known cutoff function; use {known}")
         if not (self.g2 or self.g4 or self.g5):
             raise ValueError("a symmetry-function set needs at least one G2, G4 or G5 function")
-        for eta, _ in self.g2:
-            if eta < 0:
-                raise ValueError(f"G2 eta must not be negative, got {eta}")
-        for name, block in (("G4", self.g4), ("G5", self.g5)):
-            for eta, zeta, lam in block:
-                if eta < 0:
-                    raise ValueError(f"{name} eta must not be negative, got {eta}")
-                if zeta < 1:
-                    raise ValueError(f"{name} zeta must be at least 1, got {zeta}")
-                if lam not in (-1.0, 1.0):
-                    raise ValueError(f"{name} lambda must be +1 or -1, got {lam}")
+        for name, columns in _COLUMNS.items():
+            for row in getattr(self, name):
+                _check_row(name, row, columns)
 
     @property
     def n_elements(self) -> int:
@@ -157,8 +160,9 @@ class SymmetryFunctionParameters:
         region; G4: AMP's angular set, eta = 0.005/Angstrom^2, zeta 1, 2, 4,
         16 and lambda +1, -1 (8 functions per element pair).
         """
-        if n_radial < 1:
-            raise ValueError(f"n_radial must be at least 1, got {n_radial}")
+        # checked before the widths are computed from them
+        cutoff = float(number("cutoff", cutoff, float, CUTOFF_RADII))
+        n_radial = int(number("n_radial", n_radial, int, RADIAL_COUNTS))
         if n_radial == 1:
             widths = [0.3 * cutoff]
         else:
@@ -167,6 +171,14 @@ class SymmetryFunctionParameters:
         g2 = tuple((round(1.0 / (2.0 * w * w), 8), 0.0) for w in widths)
         g4 = tuple((0.005, zeta, lam) for zeta in (1.0, 2.0, 4.0, 16.0) for lam in (1.0, -1.0))
         return cls(elements=tuple(elements), cutoff=cutoff, g2=g2, g4=g4, cutoff_function=cutoff_function)
+
+
+def _check_row(name: str, row: tuple[float, ...], columns: tuple[_Column, ...]) -> None:
+    """One G2, G4 or G5 function's parameters within what their columns allow."""
+    for (column, allowed), value in zip(columns, row):
+        if value not in allowed:
+            shown = allowed.describe() if isinstance(allowed, Range) else " or ".join(f"{v:+g}" for v in allowed)
+            raise BadValue(name, f"{column} must be {shown}, not {value}")
 
 
 def _atomic_number(symbol: str) -> int:
@@ -178,7 +190,7 @@ def _element_symbol(value: str | int) -> str:
         return chemical_symbols[value]
     if isinstance(value, str) and value in atomic_numbers and value != "X":
         return value
-    raise ValueError(f"{value!r} is not a chemical element symbol")
+    raise BadValue("elements", f"{value!r} is not a chemical element symbol")
 
 
 def _rows(value: Sequence[Sequence[float]], width: int, what: str) -> list[tuple[float, ...]]:

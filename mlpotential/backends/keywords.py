@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlpotential.backends.registry import BACKENDS, CUSTOM, BackendSpec
+from mlpotential.backends.runtime import THREAD_COUNTS
 from mlpotential.errors import KeywordError
+from mlpotential.inputs import BadValue, number
 from mlpotential.names import canonical_name
 from mlpotential.units import DISTANCE_UNIT_TO_ANGSTROM, ENERGY_UNIT_TO_EV, ModelUnits
 
@@ -31,7 +33,7 @@ KEYWORDS: dict[str, str] = {
     "MLEnergyUnit": "energy unit the model outputs: " + ", ".join((AUTO, *ENERGY_UNIT_TO_EV)),
     "MLDistanceUnit": "distance unit the model expects: " + ", ".join((AUTO, *DISTANCE_UNIT_TO_ANGSTROM)),
     "Device": "where the backend runs: empty (the framework decides), cpu, cuda, cuda:N",
-    "NumThreads": "number of threads for the worker (a positive integer)",
+    "NumThreads": f"number of threads for the worker (an integer {THREAD_COUNTS.describe()})",
 }
 """Every engine keyword with a one-line description (canonical spelling)."""
 
@@ -162,21 +164,30 @@ def _check_path(keyword: str, path: str, want_dir: bool) -> None:
         raise KeywordError(keyword, f"{keyword} {path!r} is not readable")
 
 
+def parse_device(value: str) -> str:
+    """The ``Device`` keyword in canonical form (lower case; ``""``: the
+    framework decides); :class:`KeywordError` unless empty, cpu, cuda or cuda:N."""
+    device = value.strip().lower()
+    if device and not _DEVICE_PATTERN.match(device):
+        raise KeywordError("Device", f"Device {value!r} is not allowed; use empty, cpu, cuda or cuda:N")
+    return device
+
+
 def _parse_num_threads(value: str) -> int | None:
     if value.strip() == "":
         return None
     try:
-        count = int(value)
-    except ValueError:
-        count = 0
-    if count < 1:
-        raise KeywordError("NumThreads", f"NumThreads {value!r} is not allowed; give a positive integer")
-    return count
+        return int(number("NumThreads", value, int, THREAD_COUNTS))
+    except BadValue as exc:
+        raise KeywordError("NumThreads", str(exc)) from None
 
 
-def parse_settings(keywords: Mapping[str, str | int | None]) -> EngineSettings:
+def parse_settings(keywords: Mapping[str, str | int | None], check_files: bool = True) -> EngineSettings:
     """Validate engine keywords (names as in the Engine block, any case) and
     return canonical settings. Keywords that are ``None`` count as not given.
+    ``check_files=False`` leaves ParameterFile and ParameterDir unchecked: a
+    reader of an input file checks the rest before a worker starts, and the
+    worker, whose directory relative paths are relative to, checks the files.
     """
     given: dict[str, str] = {}
     for name, value in keywords.items():
@@ -220,7 +231,8 @@ def parse_settings(keywords: Mapping[str, str | int | None]) -> EngineSettings:
             continue
         if keyword not in accepted:
             raise KeywordError(keyword, f"{keyword} is not used by Backend {backend} with Model {model}")
-        _check_path(keyword, value, want_dir=keyword == "ParameterDir")
+        if check_files:
+            _check_path(keyword, value, want_dir=keyword == "ParameterDir")
 
     energy_unit = _choose("MLEnergyUnit", given.get("MLEnergyUnit") or AUTO, (AUTO, *ENERGY_UNIT_TO_EV))
     distance_unit = _choose("MLDistanceUnit", given.get("MLDistanceUnit") or AUTO, (AUTO, *DISTANCE_UNIT_TO_ANGSTROM))
@@ -231,9 +243,7 @@ def parse_settings(keywords: Mapping[str, str | int | None]) -> EngineSettings:
             if value != AUTO:
                 raise KeywordError(keyword, f"{keyword} is fixed for Backend {backend} ({fixed}); leave it Auto")
 
-    device = given.get("Device", "").lower()
-    if device and not _DEVICE_PATTERN.match(device):
-        raise KeywordError("Device", f"Device {given['Device']!r} is not allowed; use empty, cpu, cuda or cuda:N")
+    device = parse_device(given.get("Device", ""))
     if device and device.split(":")[0] not in spec.devices:
         runs_on = "the CPU" if spec.devices == ("cpu",) else " or ".join(spec.devices)
         raise KeywordError(

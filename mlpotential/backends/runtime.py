@@ -11,9 +11,14 @@ import sys
 from typing import TYPE_CHECKING
 
 from mlpotential.errors import BackendUnavailableError
+from mlpotential.inputs import Range
 
 if TYPE_CHECKING:
     import torch
+
+THREAD_COUNTS = Range(1, 4096)
+"""The thread counts ``NumThreads``, ``--threads`` and ``threads:`` allow (4096:
+more cores than any machine has; OpenMP and BLAS refuse far larger counts)."""
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 

@@ -12,8 +12,12 @@ from pathlib import Path
 from mlpotential.host.client import EngineError, PipeClient
 from mlpotential.host.conformance import KINDS, PROTOCOL, ROBUSTNESS, CaseResult
 from mlpotential.host.launcher import WorkerDiedError, WorkerTimeoutError
+from mlpotential.inputs import BadValue, Range, number
 from mlpotential.protocol.codecs import CODECS
 from mlpotential.protocol.errors import ProtocolError
+
+REPLY_TIMEOUTS = Range(0, 86_400, "s", positive=True)
+"""``--timeout``: a day is longer than any single Solve should take."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=60.0,
         help="seconds the worker may take to start (until it opens its pipes) and to take each call and answer it; "
-        "a worker that misses it is killed (default 60)",
+        f"a worker that misses it is killed (default 60; {REPLY_TIMEOUTS.describe()})",
     )
     return parser
 
@@ -68,13 +72,28 @@ def _print_tables(results: list[CaseResult]) -> None:
         print(f"\n{kind}: {len(rows) - failed} passed, {failed} failed\n")
 
 
+def _worker_command(parser: argparse.ArgumentParser, text: str) -> list[str]:
+    try:
+        command = shlex.split(text)
+    except ValueError as exc:  # an unclosed quote
+        parser.error(f"--worker {text!r}: {exc}")
+    if not command:
+        parser.error("--worker is empty; give the worker's command line")
+    return command
+
+
 def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        number("--timeout", args.timeout, float, REPLY_TIMEOUTS)
+    except BadValue as exc:
+        parser.error(str(exc))
     import ase.io
 
     from mlpotential.ase_bridge import system_message
 
-    command = shlex.split(args.worker)
+    command = _worker_command(parser, args.worker)
     try:
         system = system_message(ase.io.read(args.geometry))
     except Exception as exc:

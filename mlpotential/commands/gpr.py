@@ -13,6 +13,8 @@ from mlpotential.atomistic.structures import DataError
 from mlpotential.backends.gpr.gp import IllConditionedError
 from mlpotential.backends.gpr.model_file import ModelFileError
 from mlpotential.backends.gpr.train_input import TrainInputError, TrainInputWarning, read_train_input
+from mlpotential.backends.runtime import THREAD_COUNTS
+from mlpotential.inputs import BadValue, number
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,13 +35,24 @@ def _parser() -> argparse.ArgumentParser:
         help="directory that Train_file/Test_file patterns are relative to "
         "(default: the current directory, as aenet-gpr)",
     )
-    parser.add_argument("--threads", type=int, default=None, help="compute threads (default: torch's choice)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help=f"compute threads, {THREAD_COUNTS.describe()} (default: torch's choice)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
 
 def main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.threads is not None:
+        try:
+            number("--threads", args.threads, int, THREAD_COUNTS)
+        except BadValue as exc:
+            parser.error(str(exc))
     with warnings.catch_warnings():
         warnings.simplefilter("always", TrainInputWarning)
         warnings.showwarning = _show_warning
@@ -73,6 +86,11 @@ def main(argv: list[str]) -> int:
         )
     except (DataError, IllConditionedError, ModelFileError) as exc:
         print(f"mlpotential gpr: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the output folder cannot be made or written
+        print(
+            f"mlpotential gpr: cannot write {exc.filename or args.output_dir}: {exc.strerror or exc}", file=sys.stderr
+        )
         return 1
     print(format_report(report))
     return 0

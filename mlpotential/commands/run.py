@@ -40,6 +40,9 @@ def main(argv: list[str]) -> int:
     except WorkerDiedError as exc:
         print(f"mlpotential run: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # the results folder cannot be made or written
+        print(f"mlpotential run: cannot write {exc.filename or results}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     print(f"{job.task} of {summary['formula']} ({summary['atoms']} atoms)")
     print(f"Final energy: {summary['energy_hartree']:.10f} Hartree ({summary['energy_ev']:.6f} eV)")
     if "energy_std_hartree" in summary:

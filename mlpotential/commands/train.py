@@ -7,6 +7,8 @@ import argparse
 import dataclasses
 import sys
 
+from mlpotential.backends.runtime import THREAD_COUNTS
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -17,28 +19,40 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("config", help="training config file (YAML)")
     parser.add_argument("--device", help="override training.device (cpu, cuda, cuda:N)")
-    parser.add_argument("--threads", type=int, help="override training.threads (CPU threads)")
+    parser.add_argument(
+        "--threads", type=int, help=f"override training.threads (CPU threads, {THREAD_COUNTS.describe()})"
+    )
     parser.add_argument("--seed", type=int, help="override the config's seed")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
 def main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     from mlpotential.atomistic.structures import DataError
     from mlpotential.backends.hdnnp.config import ConfigError, load_config
     from mlpotential.backends.hdnnp.training import train
     from mlpotential.errors import EngineSetupError
+    from mlpotential.inputs import BadValue
 
     try:
         config = load_config(args.config)
-        overrides = {
-            "device": args.device,
-            "threads": args.threads,
-            "seed": args.seed,
-            "progress": False if args.quiet else None,
-        }
+    except ConfigError as exc:
+        print(f"mlpotential train: error: {exc}", file=sys.stderr)
+        return 2
+    overrides = {
+        "device": args.device,
+        "threads": args.threads,
+        "seed": args.seed,
+        "progress": False if args.quiet else None,
+    }
+    try:
+        # the config's own checks judge the options too
         config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    except BadValue as exc:
+        parser.error(f"--{exc.key} {exc.problem}")
+    try:
         result = train(config)
     except (ConfigError, DataError) as exc:
         print(f"mlpotential train: error: {exc}", file=sys.stderr)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlpotential.backends.keywords import KEYWORDS
+from mlpotential.inputs import read_text
 from mlpotential.names import canonical_name
 
 
@@ -138,11 +139,7 @@ def parse_input(text: str, source: str = "<input>", schema: BlockSchema = JOB_SC
 def read_input(path: str | Path) -> Block:
     """Parse an input file (see :func:`parse_input`)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise InputError(f"cannot read input file {path}: {exc.strerror}") from None
-    return parse_input(text, str(path))
+    return parse_input(read_text(path, InputError), str(path))
 
 
 def engine_keywords(root: Block) -> dict[str, str]:

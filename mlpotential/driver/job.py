@@ -12,13 +12,31 @@ from ase import Atoms
 from ase.data import atomic_numbers
 
 from mlpotential.ase_bridge import cell_from_vectors
+from mlpotential.backends.keywords import parse_settings
 from mlpotential.driver.input_reader import Block, InputError, engine_keywords, read_input
+from mlpotential.errors import KeywordError
+from mlpotential.inputs import COORDINATES, BadValue, Range, number
 from mlpotential.names import canonical_name
 
 TASKS = ("SinglePoint", "GeometryOptimization", "MolecularDynamics")
 OPTIMIZERS = ("BFGS", "LBFGS", "FIRE")
 THERMOSTATS = ("None", "Langevin")
 VELOCITY_TYPES = ("Random", "Zero")
+
+NUMBERS: dict[str, tuple[type[int] | type[float], Range]] = {
+    "Charge": (float, Range(-1000, 1000, "e")),
+    "MaxIterations": (int, Range(1, 1_000_000)),
+    "Gradients": (float, Range(0, 1, "Hartree/Angstrom", positive=True)),
+    "NSteps": (int, Range(1, 1_000_000_000)),
+    "TimeStep": (float, Range(0, 100, "fs", positive=True)),
+    "Temperature": (float, Range(0, 100_000, "K")),
+    "RandomSeed": (int, Range(0, 2**32 - 1)),  # np.random.seed's range: a seed every generator takes
+    "Friction": (float, Range(0, 10, "1/fs", positive=True)),
+    "Tau": (float, Range(0.1, 1e9, "fs")),  # 1/Tau is the friction: at most 10/fs
+    "SamplingFreq": (int, Range(1, 1_000_000_000)),
+}
+"""Every numeric key of a job (any block): the kind of number and the values
+it allows. docs/input-reference.md lists them; a test keeps the two alike."""
 
 
 @dataclass
@@ -74,21 +92,20 @@ class _Values:
     def error(self, key: str, line: int, message: str) -> InputError:
         return InputError(f"{self.source}, line {line}: {key} {message}")
 
-    def number(self, key: str, default: float, kind: type = float, positive: bool = True) -> float:
+    def number(self, key: str, default: float) -> float:
+        """The key's value, of the kind and in the range :data:`NUMBERS` gives."""
         raw = self._raw(key)
         if raw is None:
             return default
         text, line = raw
+        kind, allowed = NUMBERS[key]
         try:
-            value = kind(text)
-        except ValueError:
-            raise self.error(key, line, f"needs {'an integer' if kind is int else 'a number'}, not {text!r}") from None
-        if positive and value <= 0:
-            raise self.error(key, line, f"must be positive, not {text}")
-        return value
+            return number(key, text, kind, allowed)
+        except BadValue as exc:
+            raise self.error(key, line, exc.problem) from None
 
     def optional_int(self, key: str) -> int | None:
-        return None if self._raw(key) is None else int(self.number(key, 0, int, positive=False))
+        return None if self._raw(key) is None else int(self.number(key, 0))
 
     def choice(self, key: str, default: str, allowed: tuple[str, ...]) -> str:
         raw = self._raw(key)
@@ -99,6 +116,25 @@ class _Values:
         if chosen is not None:
             return chosen
         raise self.error(key, line, f"{text!r} is not allowed; allowed: {', '.join(allowed)}")
+
+
+def _vector(texts: list[str], where: str) -> list[float]:
+    """x, y and z (Angstrom), each a number within :data:`COORDINATES`."""
+    try:
+        return [float(number(axis, text, float, COORDINATES)) for axis, text in zip("xyz", texts)]
+    except BadValue as exc:
+        raise InputError(f"{where}: {exc}") from None
+
+
+def _check_geometry_file(atoms: Atoms, where: str) -> None:
+    """A geometry file's positions and cell within :data:`COORDINATES` (an
+    xyz file can hold nan as well as a job can)."""
+    if len(atoms) == 0:
+        raise InputError(f"{where} holds no atoms")
+    for what, values in (("a position", atoms.positions), ("a lattice vector", atoms.cell.array)):
+        outside = [value for value in values.ravel() if value not in COORDINATES]
+        if outside:
+            raise InputError(f"{where}: {what} of {outside[0]} Angstrom; coordinates must be {COORDINATES.describe()}")
 
 
 def _atoms_from_block(system: Block, source: str, directory: Path) -> Atoms:
@@ -113,48 +149,53 @@ def _atoms_from_block(system: Block, source: str, directory: Path) -> Atoms:
         try:
             atoms = ase.io.read(path)
         except Exception as exc:
-            raise InputError(f"{source}, line {geometry_file[1]}: cannot read GeometryFile {path}: {exc}") from None
+            # one line: some ase.io readers' messages span several
+            reason = " ".join(str(exc).split())
+            raise InputError(f"{source}, line {geometry_file[1]}: cannot read GeometryFile {path}: {reason}") from None
+        _check_geometry_file(atoms, f"{source}, line {geometry_file[1]}: GeometryFile {path}")
     else:
         symbols, positions = [], []
-        for number, line in atoms_block.lines:
+        for row, line in atoms_block.lines:
             parts = line.split()
-            try:
-                if len(parts) < 4:
-                    raise ValueError
-                position = [float(value) for value in parts[1:4]]
-            except ValueError:
-                raise InputError(
-                    f"{source}, line {number}: an atom line is 'Symbol x y z' (Angstrom), not {line!r}"
-                ) from None
+            if len(parts) < 4:
+                raise InputError(f"{source}, line {row}: an atom line is 'Symbol x y z' (Angstrom), not {line!r}")
             if parts[0] not in atomic_numbers or parts[0] == "X":
-                raise InputError(f"{source}, line {number}: unknown element symbol {parts[0]!r}")
+                raise InputError(f"{source}, line {row}: unknown element symbol {parts[0]!r}")
             symbols.append(parts[0])
-            positions.append(position)
+            positions.append(_vector(parts[1:4], f"{source}, line {row}: atom {parts[0]}"))
         if not symbols:
             raise InputError(f"{source}, line {atoms_block.line}: the Atoms block is empty")
         atoms = Atoms(symbols, positions=positions)
     lattice = system.blocks.get("Lattice")
     if lattice is not None:
         vectors = []
-        for number, line in lattice.lines:
-            try:
-                vector = [float(value) for value in line.split()]
-                if len(vector) != 3:
-                    raise ValueError
-            except ValueError:
-                raise InputError(
-                    f"{source}, line {number}: a lattice line is 'x y z' (Angstrom), not {line!r}"
-                ) from None
-            vectors.append(vector)
+        for row, line in lattice.lines:
+            if len(line.split()) != 3:
+                raise InputError(f"{source}, line {row}: a lattice line is 'x y z' (Angstrom), not {line!r}")
+            vectors.append(_vector(line.split(), f"{source}, line {row}: lattice vector"))
         if not 1 <= len(vectors) <= 3 or np.linalg.matrix_rank(np.array(vectors)) < len(vectors):
             raise InputError(f"{source}, line {lattice.line}: Lattice needs 1 to 3 independent vectors")
         cell, pbc = cell_from_vectors(np.array(vectors))
         atoms.set_cell(cell)
         atoms.pbc = pbc
-    charge = _Values(system, source).number("Charge", 0.0, positive=False)
+    charge = _Values(system, source).number("Charge", 0.0)
     if charge:
         atoms.info["charge"] = charge
     return atoms
+
+
+def _check_engine(engine: Block | None, source: str) -> None:
+    """The engine keywords, checked before a worker starts so that the line
+    at fault is named; the worker checks the model files (relative paths
+    are relative to its directory)."""
+    if engine is None:
+        return
+    try:
+        parse_settings({key: value for key, (value, _) in engine.keys.items()}, check_files=False)
+    except KeywordError as exc:
+        # a keyword missing (Model Custom without ParameterFile) is the block's fault
+        line = engine.keys[exc.keyword][1] if exc.keyword in engine.keys else engine.line
+        raise InputError(f"{source}, line {line}: {exc.message}") from None
 
 
 def read_job(path: str | Path) -> Job:
@@ -169,12 +210,13 @@ def read_job(path: str | Path) -> Job:
     if system is None:
         raise InputError(f"{source}: no System block")
     directory = path.resolve().parent
+    _check_engine(root.blocks.get("Engine"), source)
     job = Job(task, _atoms_from_block(system, source, directory), engine_keywords(root), directory, source)
 
     go = _Values(root.blocks.get("GeometryOptimization"), source)
     convergence = _Values(go.block.blocks.get("Convergence") if go.block else None, source)
     job.optimization = OptimizationSettings(
-        max_iterations=int(go.number("MaxIterations", 200, int)),
+        max_iterations=int(go.number("MaxIterations", 200)),
         gradients=convergence.number("Gradients", 1e-3),
         method=go.choice("Method", "BFGS", OPTIMIZERS),
     )
@@ -185,15 +227,15 @@ def read_job(path: str | Path) -> Job:
     trajectory = _Values(sub.get("Trajectory"), source)
     tau = thermostat.number("Tau", 0.0)
     job.dynamics = DynamicsSettings(
-        steps=int(md.number("NSteps", 100, int)),
+        steps=int(md.number("NSteps", 100)),
         timestep=md.number("TimeStep", 0.5),
         velocities=velocities.choice("Type", "Random" if velocities.block else "Zero", VELOCITY_TYPES),
-        initial_temperature=velocities.number("Temperature", 300.0, positive=False),
+        initial_temperature=velocities.number("Temperature", 300.0),
         seed=velocities.optional_int("RandomSeed"),
         thermostat=thermostat.choice("Type", "None", THERMOSTATS),
         temperature=thermostat.number("Temperature", 300.0),
         friction=1.0 / tau if tau else thermostat.number("Friction", 0.01),
         thermostat_seed=thermostat.optional_int("RandomSeed"),
-        sampling_frequency=int(trajectory.number("SamplingFreq", 10, int)),
+        sampling_frequency=int(trajectory.number("SamplingFreq", 10)),
     )
     return job

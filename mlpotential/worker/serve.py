@@ -34,7 +34,7 @@ from mlpotential.worker.watchdog import host_alive_check, start_watchdog
 
 EXIT_HOST_DIED = 1
 EXIT_BROKEN_STREAM = 2
-EXIT_REFUSED = 3
+EXIT_REFUSED = 2
 
 # What the worker refuses to serve in, reported in one line each.
 _REFUSALS = (UnusablePathError, DirectoryInUseError, OSError)

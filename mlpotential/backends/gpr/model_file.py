@@ -30,7 +30,9 @@ class ModelFileError(ValueError):
 
 
 def save_models(path: str | Path, models: Sequence[GaussianProcess]) -> None:
-    """Write fitted ``models`` (one per composition) to ``path``."""
+    """Write fitted ``models`` (one per composition) to ``path``;
+    :class:`ModelFileError` when it cannot be written."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     tensors: dict[str, torch.Tensor] = {}
@@ -57,7 +59,10 @@ def save_models(path: str | Path, models: Sequence[GaussianProcess]) -> None:
             }
         )
     metadata = {"format": FORMAT, "version": str(VERSION), "models": json.dumps(entries)}
-    save_file(tensors, str(path), metadata=metadata)
+    try:
+        save_file(tensors, str(path), metadata=metadata)
+    except SafetensorError as exc:  # what safetensors raises for a folder that is missing or not writable
+        raise ModelFileError(f"cannot write GPR model file {path}: {exc}") from None
 
 
 def load_models(path: str | Path, device: torch.device | str = "cpu", prepare: bool = True) -> list[GaussianProcess]:

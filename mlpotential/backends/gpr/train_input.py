@@ -16,7 +16,12 @@ import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from mlpotential.atomistic.cutoffs import CUTOFF_FUNCTIONS, CUTOFF_RADII
+from mlpotential.atomistic.symmetry_function_parameters import RADIAL_COUNTS
 from mlpotential.backends.gpr.descriptors import SoapSettings, SymmetryFunctionSettings
+from mlpotential.backends.keywords import parse_device
+from mlpotential.errors import KeywordError
+from mlpotential.inputs import COORDINATES, BadValue, Range, number, read_text
 
 
 class TrainInputError(ValueError):
@@ -100,7 +105,6 @@ _SIMPLE: dict[str, tuple[str, type]] = {
     "num_copy": ("num_copy", int),
     "noise_placement": ("noise_placement", str),
     "random_seed": ("random_seed", int),
-    "device": ("device", str),
     "model_file": ("model_file", str),
 }
 _SOAP: dict[str, tuple[str, type]] = {
@@ -116,6 +120,26 @@ _SYMMETRY_FUNCTIONS: dict[str, tuple[str, type]] = {
     "sf_n_radial": ("n_radial", int),
     "sf_cutoff_function": ("cutoff_function", str),
 }
+RANGES: dict[str, Range] = {
+    "scale": Range(0, 1000, positive=True),  # descriptor units (Angstrom for cart)
+    "weight": Range(0, 10_000, "eV", positive=True),
+    "noise": Range(0, 100, "eV/Angstrom", positive=True),
+    "noisefactor": Range(0, 1000, positive=True),
+    "filter_threshold": Range(0, 100, "Angstrom"),
+    "batch_size": Range(1, 100_000),
+    "disp_length": Range(0, 1, "Angstrom"),
+    "num_copy": Range(0, 1_000_000),  # copies per training structure, all held in memory
+    "random_seed": Range(0, 2**32 - 1),  # np.random.seed's range: a seed every generator takes
+    "soap_r_cut": CUTOFF_RADII,
+    "soap_n_max": Range(1, 20),
+    "soap_l_max": Range(0, 20),  # DScribe refuses more
+    "soap_sigma": Range(0, 10, "Angstrom", positive=True),
+    "soap_n_jobs": Range(1, 1024),
+    "sf_cutoff": CUTOFF_RADII,
+    "sf_n_radial": RADIAL_COUNTS,
+}
+"""The values every numeric keyword allows (lower case; docs/gpr.md lists them)."""
+
 # aenet-gpr keywords whose default is all we implement: other values change
 # the results, so they are refused rather than ignored
 _DEFAULT_ONLY: dict[str, tuple[str, bool]] = {
@@ -139,15 +163,15 @@ def _parse_bool(keyword: str, value: str, where: str) -> bool:
     raise TrainInputError(f"{where}: {keyword} {value!r} is not a truth value; use True or False")
 
 
-def _convert(keyword: str, value: str, kind: type, where: str):
+def _convert(keyword: str, value: str, kind: type, where: str) -> str | bool | int | float:
     if kind is bool:
         return _parse_bool(keyword, value, where)
+    if kind is str:
+        return value
     try:
-        return kind(value)
-    except ValueError:
-        raise TrainInputError(
-            f"{where}: {keyword} {value!r} is not a{'n integer' if kind is int else ' number'}"
-        ) from None
+        return number(keyword, value, kind, RANGES[keyword.lower()])
+    except BadValue as exc:
+        raise TrainInputError(f"{where}: {exc}") from None
 
 
 def _descriptor(value: str, where: str) -> str:
@@ -166,39 +190,55 @@ def _descriptor(value: str, where: str) -> str:
     raise TrainInputError(f"{where}: Descriptor {value!r} is not known; use one of: {', '.join(DESCRIPTORS)}")
 
 
+def _device(value: str, where: str) -> str:
+    try:
+        return parse_device(value)
+    except KeywordError as exc:
+        raise TrainInputError(f"{where}: {exc.message}") from None
+
+
+def _soap_centers(line: str, where: str) -> tuple[tuple[float, float, float], ...]:
+    """The points of a ``soap_centers [[x, y, z], ...]`` line (Angstrom)."""
+    start = line.find("[")
+    if start < 0:
+        raise TrainInputError(f"{where}: soap_centers needs a list of [x, y, z] points")
+    try:
+        centers = tuple(tuple(float(v) for v in point) for point in ast.literal_eval(line[start:]))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):  # what literal_eval raises
+        raise TrainInputError(f"{where}: soap_centers {line[start:]!r} is not a list of [x, y, z] points") from None
+    if any(len(point) != 3 for point in centers):
+        raise TrainInputError(f"{where}: every soap_centers point needs three coordinates")
+    try:
+        for point in centers:
+            for axis, value in zip("xyz", point):
+                number(axis, value, float, COORDINATES)
+    except BadValue as exc:
+        raise TrainInputError(f"{where}: soap_centers: {exc}") from None
+    return centers
+
+
 def parse_train_input(text: str, source: str = "train.in") -> GprInput:
     """Parse the text of a train.in; ``source`` names it in messages."""
     values: dict[str, object] = {}
     soap_values: dict[str, object] = {}
     sf_values: dict[str, object] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for line_number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line[0] in "#!":
             continue
         tokens = line.split()
         keyword = tokens[0].lower()
-        where = f"{source}:{number}"
+        where = f"{source}:{line_number}"
         if keyword == "soap_centers":
-            if "soap_centers" in soap_values:
-                continue
-            start = line.find("[")
-            if start < 0:
-                raise TrainInputError(f"{where}: soap_centers needs a list of [x, y, z] points")
-            try:
-                centers = ast.literal_eval(line[start:])
-                soap_values["centers"] = tuple(tuple(float(v) for v in point) for point in centers)
-            except (ValueError, SyntaxError, TypeError):
-                raise TrainInputError(
-                    f"{where}: soap_centers {line[start:]!r} is not a list of [x, y, z] points"
-                ) from None
-            if any(len(point) != 3 for point in soap_values["centers"]):
-                raise TrainInputError(f"{where}: every soap_centers point needs three coordinates")
+            soap_values.setdefault("centers", _soap_centers(line, where))
             continue
         if len(tokens) < 2:
             raise TrainInputError(f"{where}: {tokens[0]} has no value")
         value = tokens[1]
         if keyword == "descriptor":
             values["descriptor"] = _descriptor(value, where)
+        elif keyword == "device":
+            values["device"] = _device(value, where)
         elif keyword in _SIMPLE:
             name, kind = _SIMPLE[keyword]
             values[name] = _convert(tokens[0], value, kind, where)
@@ -238,38 +278,14 @@ def parse_train_input(text: str, source: str = "train.in") -> GprInput:
 
 
 def _validate(settings: GprInput) -> None:
+    """What no single line shows: choices among words, and whether there is
+    anything to do (numbers were checked on their lines, :data:`RANGES`)."""
     where = settings.source
-    positive = {
-        "scale": settings.scale,
-        "weight": settings.weight,
-        "noise": settings.noise,
-        "noisefactor": settings.noise_factor,
-        "soap_r_cut": settings.soap.r_cut,
-    }
-    for name, value in positive.items():
-        if not value > 0:
-            raise TrainInputError(f"{where}: {name} must be positive, got {value}")
-    for name, value in {"batch_size": settings.batch_size, "soap_n_jobs": settings.soap.n_jobs}.items():
-        if value < 1:
-            raise TrainInputError(f"{where}: {name} must be at least 1, got {value}")
-    for name, value in {
-        "num_copy": settings.num_copy,
-        "soap_n_max": settings.soap.n_max - 1,
-        "soap_l_max": settings.soap.l_max,
-    }.items():
-        if value < 0:
-            raise TrainInputError(f"{where}: {name} is out of range")
-    if settings.disp_length < 0 or settings.filter_threshold < 0:
-        raise TrainInputError(f"{where}: Disp_length and filter_threshold cannot be negative")
     if settings.noise_placement not in ("aenet", "per_observation"):
         raise TrainInputError(f"{where}: noise_placement {settings.noise_placement!r}: use aenet or per_observation")
     if settings.soap.rbf not in ("gto", "polynomial"):
         raise TrainInputError(f"{where}: soap_rbf {settings.soap.rbf!r}: use gto or polynomial")
     functions = settings.symmetry_functions
-    if not functions.cutoff > 0 or functions.n_radial < 1:
-        raise TrainInputError(f"{where}: sf_cutoff must be positive and sf_n_radial at least 1")
-    from mlpotential.atomistic.cutoffs import CUTOFF_FUNCTIONS
-
     if functions.cutoff_function not in CUTOFF_FUNCTIONS:
         raise TrainInputError(
             f"{where}: sf_cutoff_function {functions.cutoff_function!r}: use one of {', '.join(CUTOFF_FUNCTIONS)}"
@@ -286,8 +302,4 @@ def _validate(settings: GprInput) -> None:
 def read_train_input(path: str | Path) -> GprInput:
     """Read and validate a train.in file."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise TrainInputError(f"cannot read {path}: {exc}") from exc
-    return parse_train_input(text, source=str(path))
+    return parse_train_input(read_text(path, TrainInputError), source=str(path))

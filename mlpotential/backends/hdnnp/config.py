@@ -29,20 +29,43 @@ output: {model: model.pt, parity_plot: parity.png, report: report.json, descript
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from mlpotential.atomistic.structures import DataSource
 from mlpotential.atomistic.symmetry_function_parameters import DEFAULT_CUTOFF, SymmetryFunctionParameters
 from mlpotential.backends.hdnnp.network import NetworkShape
+from mlpotential.backends.keywords import parse_device
+from mlpotential.backends.runtime import THREAD_COUNTS
+from mlpotential.errors import KeywordError
+from mlpotential.inputs import BadValue, Range, number, read_text
+
+_Built = TypeVar("_Built")
 
 
 class ConfigError(ValueError):
-    """A training config is malformed; the message names the file and key."""
+    """A training config is malformed; the message names the file, the line
+    and the key."""
+
+
+_SEEDS = Range(0, 2**32 - 1)
+"""What numpy's and torch's seeding accept everywhere."""
+
+_Numbers = Mapping[str, tuple[type[int] | type[float], Range]]
+
+
+def _check_numbers(settings: object, numbers: _Numbers, optional: tuple[str, ...] = ()) -> None:
+    """Convert and check the numeric fields of a frozen dataclass (a YAML
+    file may hand over text, a bool or a list); ``optional`` fields may be None."""
+    for name, (kind, allowed) in numbers.items():
+        value = getattr(settings, name)
+        if not (value is None and name in optional):
+            object.__setattr__(settings, name, number(name, value, kind, allowed))
 
 
 @dataclass(frozen=True)
@@ -60,6 +83,13 @@ class DescriptorSettings:
     g4: tuple[tuple[float, float, float], ...] | None = None
     g5: tuple[tuple[float, float, float], ...] | None = None
 
+    def __post_init__(self) -> None:
+        # SymmetryFunctionParameters' rules, applied now rather than after the
+        # data are read (minutes, for a cutoff that makes everything a neighbour);
+        # hydrogen stands in for the elements the data will bring.
+        parameters = self.build(set(self.elements or ("H",)))
+        object.__setattr__(self, "cutoff", parameters.cutoff)
+
     def build(self, data_elements: set[str]) -> SymmetryFunctionParameters:
         elements = tuple(self.elements) if self.elements else tuple(data_elements)
         if self.g2 is None and self.g4 is None and self.g5 is None:
@@ -74,6 +104,9 @@ class DescriptorSettings:
         )
 
 
+_WEIGHTS = Range(0, 1e6)
+
+
 @dataclass(frozen=True)
 class LossSettings:
     """loss = energy_weight * mean((dE / atoms)^2) + force_weight * mean(dF^2),
@@ -81,6 +114,19 @@ class LossSettings:
 
     energy_weight: float = 1.0
     force_weight: float = 0.04
+
+    def __post_init__(self) -> None:
+        _check_numbers(self, {"energy_weight": (float, _WEIGHTS), "force_weight": (float, _WEIGHTS)})
+
+
+_LEARNING_RATES = Range(0, 100, positive=True)
+_STAGE_NUMBERS: _Numbers = {
+    "epochs": (int, Range(1, 1_000_000)),
+    "learning_rate": (float, _LEARNING_RATES),
+    "batch_size": (int, Range(1, 1_000_000)),  # or None: all structures
+    "plateau_patience": (int, Range(0, 1_000_000)),
+    "min_learning_rate": (float, Range(0, _LEARNING_RATES.maximum)),
+}
 
 
 @dataclass(frozen=True)
@@ -100,13 +146,34 @@ class Stage:
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adam", "lbfgs"):
-            raise ValueError(f"optimizer must be adam or lbfgs, got {self.optimizer!r}")
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"batch_size must be positive (or null for all), got {self.batch_size}")
+            raise BadValue("optimizer", f"must be adam or lbfgs, not {self.optimizer!r}")
+        _check_numbers(self, _STAGE_NUMBERS, optional=("batch_size",))
+
+
+_CONFIG_NUMBERS: _Numbers = {
+    "seed": (int, _SEEDS),
+    "test_fraction": (float, Range(0, 0.9)),
+    "validation_fraction": (float, Range(0, 0.9)),
+    "early_stopping_patience": (int, Range(0, 1_000_000)),  # 0 turns it off
+    "threads": (int, THREAD_COUNTS),  # or None: torch's default
+}
+
+_CONFIG_KEYS = {
+    "test_fraction": "split.test_fraction",
+    "validation_fraction": "split.validation_fraction",
+    **{key: f"training.{key}" for key in ("early_stopping_patience", "device", "dtype", "threads", "progress")},
+}
+"""Where a :class:`TrainingConfig` field stands in the YAML file, when not at the top."""
+
+
+def _device(value: object) -> str:
+    """The training device in canonical form (the Device keyword's rule)."""
+    try:
+        if isinstance(value, str):
+            return parse_device(value)
+    except KeywordError:
+        pass
+    raise BadValue("device", f"must be cpu, cuda or cuda:N, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -134,14 +201,12 @@ class TrainingConfig:
     base_dir: Path = field(default_factory=Path.cwd)
 
     def __post_init__(self) -> None:
-        for name in ("test_fraction", "validation_fraction"):
-            value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {value}")
+        _check_numbers(self, _CONFIG_NUMBERS, optional=("threads",))
         if self.dtype not in ("float64", "float32"):
-            raise ValueError(f"dtype must be float64 or float32, got {self.dtype!r}")
-        if self.early_stopping_patience < 0:
-            raise ValueError("early_stopping_patience must not be negative (0 turns it off)")
+            raise BadValue("dtype", f"must be float64 or float32, not {self.dtype!r}")
+        if not isinstance(self.progress, bool):
+            raise BadValue("progress", f"must be true or false, not {self.progress!r}")
+        object.__setattr__(self, "device", _device(self.device))
 
     def resolve(self, path: Path | None) -> Path | None:
         """``path`` against the config's folder."""
@@ -165,138 +230,241 @@ _SECTIONS = {
 
 def load_config(path: str | Path) -> TrainingConfig:
     """Read a YAML training config; raises :class:`ConfigError` naming the
-    file and the key at fault."""
+    file, the line and the key at fault."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    raw, lines = _parse_yaml(read_text(path, ConfigError), str(path))
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{path}: the config must be a mapping of sections ({', '.join(sorted(_SECTIONS))})")
-    return config_from_dict(raw, base_dir=path.resolve().parent, name=str(path))
+    return config_from_dict(raw, base_dir=path.resolve().parent, name=str(path), lines=lines)
 
 
-def config_from_dict(raw: Mapping[str, Any], base_dir: Path, name: str = "config") -> TrainingConfig:
-    """The same as :func:`load_config` for an already parsed mapping."""
-    _no_unknown(raw, _SECTIONS, name, "")
+def _parse_yaml(text: str, name: str) -> tuple[Any, dict[str, int]]:
+    """The document and the line of each of its keys (see :func:`_key_lines`)."""
+    loader = yaml.SafeLoader(text)
     try:
-        split = _section(raw, "split", {"test_fraction", "validation_fraction"}, name)
-        descriptor = _section(
-            raw, "descriptor", {"elements", "cutoff", "cutoff_function", "n_radial", "g2", "g4", "g5"}, name
-        )
-        network = _section(raw, "network", {"hidden", "activation"}, name)
-        loss = _section(raw, "loss", {"energy_weight", "force_weight"}, name)
-        training = _section(
-            raw,
-            "training",
-            {"stages", "early_stopping_patience", "device", "dtype", "threads", "progress"},
-            name,
-        )
-        output = _section(raw, "output", {"model", "parity_plot", "report", "descriptor_store"}, name)
-        stages = training.get("stages", [{}])
-        if not isinstance(stages, list) or not stages:
-            raise ConfigError(f"{name}: training.stages must be a non-empty list")
-        stage_keys = {f for f in Stage.__dataclass_fields__}
-        for k, stage in enumerate(stages):
-            if not isinstance(stage, Mapping):
-                raise ConfigError(f"{name}: training.stages[{k}] must be a mapping")
-            _no_unknown(stage, stage_keys, name, f"training.stages[{k}].")
-        return TrainingConfig(
-            data=_sources(raw.get("data"), name, "data"),
-            test_data=_sources(raw.get("test_data", []), name, "test_data", allow_empty=True),
-            seed=int(raw.get("seed", 0)),
-            test_fraction=float(split.get("test_fraction", 0.1)),
-            validation_fraction=float(split.get("validation_fraction", 0.1)),
-            descriptor=DescriptorSettings(
-                elements=tuple(descriptor["elements"]) if descriptor.get("elements") else None,
-                cutoff=float(descriptor.get("cutoff", DEFAULT_CUTOFF)),
-                cutoff_function=str(descriptor.get("cutoff_function", "cosine")),
-                n_radial=int(descriptor.get("n_radial", 8)),
-                g2=_rows(descriptor.get("g2")),
-                g4=_rows(descriptor.get("g4")),
-                g5=_rows(descriptor.get("g5")),
-            ),
-            network=NetworkShape(
-                hidden=tuple(network.get("hidden", (10, 10))), activation=str(network.get("activation", "tanh"))
-            ),
-            loss=LossSettings(
-                energy_weight=float(loss.get("energy_weight", 1.0)),
-                force_weight=float(loss.get("force_weight", 0.04)),
-            ),
-            stages=tuple(Stage(**stage) for stage in stages),
-            early_stopping_patience=int(training.get("early_stopping_patience", 200)),
-            device=str(training.get("device", "cpu") or "cpu"),
-            dtype=str(training.get("dtype", "float32")),
-            threads=None if training.get("threads") is None else int(training["threads"]),
-            progress=bool(training.get("progress", True)),
-            model_path=Path(output.get("model", "model.pt")),
-            parity_plot=_optional_path(output, "parity_plot", "parity.png"),
-            report=_optional_path(output, "report", "report.json"),
-            descriptor_store=_optional_path(output, "descriptor_store", "descriptors.sqlite"),
-            base_dir=base_dir,
-        )
-    except ConfigError:
-        raise
+        node = loader.get_single_node()
+        return (loader.construct_document(node), _key_lines(node)) if node is not None else (None, {})
+    except yaml.MarkedYAMLError as exc:
+        # PyYAML's own text spans several lines; the line number and the problem suffice
+        mark = exc.problem_mark or exc.context_mark
+        where = f", line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{name}{where}: not valid YAML: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{name}: not valid YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise ConfigError(f"{name}: not valid YAML: nested too deeply") from None
+    except ValueError as exc:  # an integer of more than 4300 digits (Python's limit)
+        raise ConfigError(f"{name}: not valid YAML: {str(exc).split(':')[0]}") from None
+    finally:
+        loader.dispose()
+
+
+def _key_lines(node: yaml.Node, path: str = "", seen: set[int] | None = None) -> dict[str, int]:
+    """The line (from 1) of every key and list item under ``node``, by its
+    path: ``descriptor.cutoff``, ``training.stages[0].epochs``."""
+    seen = set() if seen is None else seen
+    if id(node) in seen:  # an alias of a node already walked (it may contain itself)
+        return {}
+    seen.add(id(node))
+    children: list[tuple[str, yaml.Node, yaml.Node]] = []
+    if isinstance(node, yaml.MappingNode):
+        children = [(f"{path}.{key.value}" if path else str(key.value), key, value) for key, value in node.value]
+    elif isinstance(node, yaml.SequenceNode):
+        children = [(f"{path}[{index}]", item, item) for index, item in enumerate(node.value)]
+    lines: dict[str, int] = {}
+    for child, marked, value in children:
+        lines[child] = marked.start_mark.line + 1
+        lines.update(_key_lines(value, child, seen))
+    return lines
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A config's name and the lines of its keys: errors that name both."""
+
+    name: str
+    lines: Mapping[str, int]
+
+    def error(self, path: str, message: str) -> ConfigError:
+        """A :class:`ConfigError` at the line of ``path``, or of the nearest
+        key that holds it (a key the file lacks has no line of its own)."""
+        key = path
+        while key and key not in self.lines:
+            key = re.sub(r"(\.|^)[^.\[]*$|\[\d+\]$", "", key, count=1)
+        where = f", line {self.lines[key]}" if key else ""
+        return ConfigError(f"{self.name}{where}: {message}")
+
+
+def config_from_dict(
+    raw: Mapping[str, Any], base_dir: Path, name: str = "config", lines: Mapping[str, int] | None = None
+) -> TrainingConfig:
+    """The same as :func:`load_config` for an already parsed mapping;
+    ``lines`` (key path -> line) lets errors name the line."""
+    source = _Source(name, lines or {})
+    _no_unknown(raw, _SECTIONS, source, "")
+    split = _section(raw, "split", {"test_fraction", "validation_fraction"}, source)
+    descriptor = _section(
+        raw, "descriptor", {"elements", "cutoff", "cutoff_function", "n_radial", "g2", "g4", "g5"}, source
+    )
+    network = _section(raw, "network", {"hidden", "activation"}, source)
+    loss = _section(raw, "loss", {"energy_weight", "force_weight"}, source)
+    training = _section(
+        raw, "training", {"stages", "early_stopping_patience", "device", "dtype", "threads", "progress"}, source
+    )
+    output = _section(raw, "output", {"model", "parity_plot", "report", "descriptor_store"}, source)
+    values = {
+        "data": _sources(raw.get("data"), source, "data"),
+        "test_data": _sources(raw.get("test_data", []), source, "test_data", allow_empty=True),
+        "seed": raw.get("seed", 0),
+        "test_fraction": split.get("test_fraction", 0.1),
+        "validation_fraction": split.get("validation_fraction", 0.1),
+        "descriptor": _build(
+            source,
+            "descriptor",
+            DescriptorSettings,
+            {
+                "elements": _names(descriptor.get("elements"), source),
+                "cutoff": descriptor.get("cutoff", DEFAULT_CUTOFF),
+                "cutoff_function": descriptor.get("cutoff_function", "cosine"),
+                "n_radial": descriptor.get("n_radial", 8),
+                **{key: _rows(descriptor.get(key), source, f"descriptor.{key}") for key in ("g2", "g4", "g5")},
+            },
+        ),
+        "network": _build(source, "network", NetworkShape, network),
+        "loss": _build(source, "loss", LossSettings, loss),
+        "stages": _stages(training.get("stages", [{}]), source),
+        "early_stopping_patience": training.get("early_stopping_patience", 200),
+        "device": training.get("device") or "cpu",
+        "dtype": training.get("dtype", "float32"),
+        "threads": training.get("threads"),
+        "progress": training.get("progress", True),
+        "model_path": _output_path(output, "model", "model.pt", source),
+        "parity_plot": _output_path(output, "parity_plot", "parity.png", source),
+        "report": _output_path(output, "report", "report.json", source),
+        "descriptor_store": _output_path(output, "descriptor_store", "descriptors.sqlite", source),
+        "base_dir": base_dir,
+    }
+    return _build(source, "", TrainingConfig, values, _CONFIG_KEYS)
+
+
+def _build(
+    source: _Source,
+    section: str,
+    factory: Callable[..., _Built],
+    values: Mapping[str, Any],
+    keys: Mapping[str, str] | None = None,
+) -> _Built:
+    """``factory(**values)``, its errors naming the key at fault: the
+    field under ``section``, or where ``keys`` says the field stands."""
+    try:
+        return factory(**values)
+    except BadValue as exc:
+        path = keys.get(exc.key, exc.key) if keys is not None else f"{section}.{exc.key}"
+        raise source.error(path, f"{path} {exc.problem}") from None
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{name}: {exc}") from exc
+        raise source.error(section, f"{section}: {exc}" if section else str(exc)) from None
 
 
-def _no_unknown(mapping: Mapping[str, Any], known: set[str], name: str, prefix: str) -> None:
-    unknown = sorted(set(mapping) - known)
+def _stages(stages: Any, source: _Source) -> tuple[Stage, ...]:
+    if not isinstance(stages, list) or not stages:
+        raise source.error("training.stages", "training.stages must be a non-empty list")
+    built = []
+    for k, stage in enumerate(stages):
+        path = f"training.stages[{k}]"
+        if not isinstance(stage, Mapping):
+            raise source.error(path, f"{path} must be a mapping")
+        _no_unknown(stage, set(Stage.__dataclass_fields__), source, f"{path}.")
+        built.append(_build(source, path, Stage, stage))
+    return tuple(built)
+
+
+def _no_unknown(mapping: Mapping[str, Any], known: set[str], source: _Source, prefix: str) -> None:
+    unknown = sorted(map(str, set(mapping) - known))
     if unknown:
-        raise ConfigError(
-            f"{name}: unknown key(s) {', '.join(prefix + str(u) for u in unknown)}; "
-            f"allowed: {', '.join(sorted(prefix + k for k in known))}"
+        raise source.error(
+            prefix + unknown[0],
+            f"unknown key(s) {', '.join(prefix + u for u in unknown)}; "
+            f"allowed: {', '.join(sorted(prefix + k for k in known))}",
         )
 
 
-def _section(raw: Mapping[str, Any], key: str, known: set[str], name: str) -> Mapping[str, Any]:
+def _section(raw: Mapping[str, Any], key: str, known: set[str], source: _Source) -> Mapping[str, Any]:
     value = raw.get(key) or {}
     if not isinstance(value, Mapping):
-        raise ConfigError(f"{name}: section {key!r} must be a mapping")
-    _no_unknown(value, known, name, f"{key}.")
+        raise source.error(key, f"section {key!r} must be a mapping")
+    _no_unknown(value, known, source, f"{key}.")
     return value
 
 
-def _sources(value: Any, name: str, key: str, allow_empty: bool = False) -> tuple[DataSource, ...]:
+def _sources(value: Any, source: _Source, key: str, allow_empty: bool = False) -> tuple[DataSource, ...]:
     if value is None or value == []:
         if allow_empty:
             return ()
-        raise ConfigError(f"{name}: {key!r} is required: a list of data files (or sources with a path)")
+        raise source.error(key, f"{key!r} is required: a list of data files (or sources with a path)")
     if isinstance(value, (str, Mapping)):
         value = [value]
     if not isinstance(value, list):
-        raise ConfigError(f"{name}: {key!r} must be a list of paths or sources")
+        raise source.error(key, f"{key!r} must be a list of paths or sources")
     sources = []
     for k, item in enumerate(value):
+        path = f"{key}[{k}]"
         if isinstance(item, str):
             sources.append(DataSource(path=item))
             continue
         if not isinstance(item, Mapping) or "path" not in item:
-            raise ConfigError(f"{name}: {key}[{k}] must be a path or a mapping with 'path'")
-        _no_unknown(item, {"path", "format", "index", "energy_only"}, name, f"{key}[{k}].")
+            raise source.error(path, f"{path} must be a path or a mapping with 'path'")
+        _no_unknown(item, {"path", "format", "index", "energy_only"}, source, f"{path}.")
+        energy_only = item.get("energy_only", False)
+        if not isinstance(energy_only, bool):
+            raise source.error(f"{path}.energy_only", f"{path}.energy_only must be true or false, not {energy_only!r}")
+        file_format = item.get("format")
+        if not isinstance(file_format, (str, type(None))):
+            raise source.error(f"{path}.format", f"{path}.format must be a format name, not {file_format!r}")
         sources.append(
             DataSource(
                 path=str(item["path"]),
-                format=item.get("format"),
+                format=file_format,
                 index=str(item.get("index", ":")),
-                energy_only=bool(item.get("energy_only", False)),
+                energy_only=energy_only,
             )
         )
     return tuple(sources)
 
 
-def _rows(value: Any) -> tuple[tuple[float, ...], ...] | None:
+def _names(value: Any, source: _Source) -> tuple[str, ...] | None:
+    """``descriptor.elements``: a list of symbols (one symbol alone is a list of one)."""
+    if value is None or value == []:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list):
+        message = f"descriptor.elements must be a list of element symbols, not {value!r}"
+        raise source.error("descriptor.elements", message)
+    return tuple(value)
+
+
+def _rows(value: Any, source: _Source, path: str) -> tuple[tuple[float, ...], ...] | None:
+    """A list of number lists (the G2/G4/G5 parameters); their values are
+    checked by :class:`SymmetryFunctionParameters`."""
     if value is None:
         return None
-    if not isinstance(value, list):
-        raise ValueError(f"symmetry-function lists must be lists of number lists, got {value!r}")
-    return tuple(tuple(float(x) for x in row) for row in value)
+    try:
+        if not isinstance(value, list):
+            raise TypeError
+        return tuple(tuple(number(path, x, float, _FINITE) for x in row) for row in value)
+    except (TypeError, BadValue):
+        raise source.error(path, f"{path} must be a list of lists of finite numbers, not {value!r}") from None
 
 
-def _optional_path(section: Mapping[str, Any], key: str, default: str) -> Path | None:
-    if key in section and section[key] in (None, False, ""):
+_FINITE = Range(-1e300, 1e300)
+"""Any finite number: the G2/G4/G5 columns have their own ranges."""
+
+
+def _output_path(section: Mapping[str, Any], key: str, default: str, source: _Source) -> Path | None:
+    """An output file: a path, or null/false/"" for none (the model is always written)."""
+    value = section.get(key, default)
+    if key != "model" and value in (None, False, ""):
         return None
-    return Path(section.get(key, default))
+    if not isinstance(value, str) or not value:
+        raise source.error(f"output.{key}", f"output.{key} must be a file name, not {value!r}")
+    return Path(value)

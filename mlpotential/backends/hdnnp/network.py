@@ -17,6 +17,7 @@ from torch import nn
 
 from mlpotential.atomistic.symmetry_function_parameters import SymmetryFunctionParameters
 from mlpotential.atomistic.symmetry_functions import SymmetryFunctionSet
+from mlpotential.inputs import BadValue, Range, number
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
@@ -25,6 +26,13 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "sigmoid": nn.Sigmoid,
 }
 """Hidden-layer activations by name (model files store the name)."""
+
+
+LAYER_SIZES = Range(1, 10_000)
+"""Neurons a hidden layer may have (an element's network is trained on a
+few thousand structures)."""
+
+MAX_LAYERS = 100
 
 
 @dataclass(frozen=True)
@@ -36,11 +44,14 @@ class NetworkShape:
     activation: str = "tanh"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        if not self.hidden or any(h < 1 for h in self.hidden):
-            raise ValueError(f"hidden layers must be a non-empty list of positive sizes, got {list(self.hidden)}")
+        layers = self.hidden
+        if not isinstance(layers, Sequence) or isinstance(layers, str) or not 1 <= len(layers) <= MAX_LAYERS:
+            raise BadValue("hidden", f"must be a list of 1 to {MAX_LAYERS} layer sizes, not {layers!r}")
+        object.__setattr__(self, "hidden", tuple(int(number("hidden", h, int, LAYER_SIZES)) for h in self.hidden))
         if self.activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {self.activation!r}; choose one of: {', '.join(ACTIVATIONS)}")
+            raise BadValue(
+                "activation", f"{self.activation!r} is not a known activation; choose one of: {', '.join(ACTIVATIONS)}"
+            )
 
 
 def _element_network(n_inputs: int, shape: NetworkShape) -> nn.Sequential:

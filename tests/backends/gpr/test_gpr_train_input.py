@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlpotential.backends.gpr.train_input import GprInput, TrainInputError, TrainInputWarning, parse_train_input
+from mlpotential.backends.gpr.train_input import RANGES, GprInput, TrainInputError, TrainInputWarning, parse_train_input
 
 MINIMAL = "Train_file train/*.xsf\n"
 
@@ -151,3 +151,30 @@ def test_nothing_to_train_is_an_error() -> None:
         parse_train_input("scale 0.4\n")
     with pytest.raises(TrainInputError, match="Test_file without Train_file"):
         parse_train_input("Test_file t/*.xsf\n")
+
+
+@pytest.mark.parametrize("keyword", RANGES)
+def test_every_number_is_finite_and_within_its_stated_range(keyword: str) -> None:
+    allowed = RANGES[keyword]
+    for value in ("nan", "inf", "-inf", "99999999999999999999", "-99999999999999999999"):
+        with pytest.raises(TrainInputError) as error:
+            parse_train_input(MINIMAL + f"{keyword} {value}\n", "x.in")
+        assert str(error.value).startswith(f"x.in:2: {keyword} ")
+        assert allowed.describe() in str(error.value)
+
+
+def test_docs_list_every_range() -> None:
+    rows = [
+        line.lower()
+        for line in (Path(__file__).resolve().parents[3] / "docs" / "gpr.md").read_text().splitlines()
+        if line.startswith("| `")
+    ]
+    for keyword, allowed in RANGES.items():
+        assert any(row.startswith(f"| `{keyword}` | {allowed.describe().lower()} |") for row in rows), keyword
+
+
+def test_soap_centers_keeps_its_first_value_and_finite_points() -> None:
+    settings = parse_train_input(MINIMAL + "soap_centers [[1, 2, 3]]\nsoap_centers [[4, 5, 6]]\n")
+    assert settings.soap.centers == ((1.0, 2.0, 3.0),)
+    with pytest.raises(TrainInputError, match=r"x.in:2: soap_centers: z must be at least -1000000"):
+        parse_train_input(MINIMAL + "soap_centers [[0, 0, 1e999]]\n", "x.in")

@@ -210,3 +210,28 @@ def test_cli_reports_missing_data(tmp_path: Path, capsys: pytest.CaptureFixture)
     assert cli(["train", str(config)]) == 2
     error = capsys.readouterr().err
     assert "mlpotential train: error" in error and "missing.extxyz" in error
+
+
+def test_config_errors_name_the_line_and_come_before_the_data(tmp_path: Path) -> None:
+    path = tmp_path / "train.yaml"
+    path.write_text("data: [missing.extxyz]\ndescriptor:\n  n_radial: 4\n  cutoff: 1e300\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value) == (
+        f"{path}, line 4: descriptor.cutoff must be positive and at most 30 Angstrom, not '1e300'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: Stage(epochs=0), "epochs must be at least 1"),
+        (lambda: Stage(learning_rate=float("nan")), "learning_rate must be positive"),
+        (lambda: DescriptorSettings(cutoff=float("inf")), "cutoff must be positive and at most 30 Angstrom"),
+        (lambda: TrainingConfig(data=(), seed=-1), "seed must be at least 0"),
+        (lambda: TrainingConfig(data=(), threads=0), "threads must be at least 1 and at most 4096"),
+    ],
+)
+def test_the_python_api_gets_the_same_checks(make, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make()
