@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mlpotential.backends.registry import BACKENDS, CUSTOM, BackendSpec
@@ -28,8 +28,9 @@ DEFAULT_BACKEND = "TorchANI"
 KEYWORDS: dict[str, str] = {
     "Backend": "which library computes: " + ", ".join(BACKENDS),
     "Model": "a built-in model of the backend, or Custom (your own ParameterFile/ParameterDir)",
-    "ParameterFile": "path of the trained model file (Custom models)",
-    "ParameterDir": "path of the trained model directory (Custom models, TorchANI parameters)",
+    "ParameterFile": "path of the trained model file (Custom models); several: a committee",
+    "ParameterDir": "path of the trained model directory (Custom models, TorchANI parameters); several: a committee",
+    "ASECalculatorFile": "a Python file defining get_calculator(...) (Backend ASE, Model Custom); runs its code",
     "MLEnergyUnit": "energy unit the model outputs: " + ", ".join((AUTO, *ENERGY_UNIT_TO_EV)),
     "MLDistanceUnit": "distance unit the model expects: " + ", ".join((AUTO, *DISTANCE_UNIT_TO_ANGSTROM)),
     "Device": "where the backend runs: empty (the framework decides), cpu, cuda, cuda:N",
@@ -37,8 +38,15 @@ KEYWORDS: dict[str, str] = {
 }
 """Every engine keyword with a one-line description (canonical spelling)."""
 
-PATH_KEYWORDS = ("ParameterFile", "ParameterDir")
+PATH_KEYWORDS = ("ParameterFile", "ParameterDir", "ASECalculatorFile")
 """The keywords whose values are paths (relative paths resolve against the host's directory)."""
+REPEATABLE_KEYWORDS = ("ParameterFile", "ParameterDir")
+"""The keywords that may be given several times: several model files (or
+directories) make a committee."""
+
+KeywordValue = str | int | Sequence[str] | None
+"""A keyword's value as a caller gives it: a string (or a number), a list
+for a repeated keyword, None for not given."""
 
 
 def option_name(keyword: str) -> str:
@@ -48,13 +56,24 @@ def option_name(keyword: str) -> str:
     return "--" + re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "-", keyword).lower()
 
 
-def keyword_options(keywords: Mapping[str, str]) -> list[str]:
-    """``mlpotential worker`` options for engine keywords (names in any case);
-    :class:`KeywordError` for an unknown keyword."""
+def keyword_options(keywords: Mapping[str, KeywordValue]) -> list[str]:
+    """``mlpotential worker`` options for engine keywords (names in any case;
+    a list repeats the option); :class:`KeywordError` for an unknown keyword."""
     options: list[str] = []
     for name, value in keywords.items():
-        options += [option_name(canonical_keyword(name)), value]
+        option = option_name(canonical_keyword(name))
+        for item in _as_list(value):
+            options += [option, item]
     return options
+
+
+def _as_list(value: KeywordValue) -> list[str]:
+    """A keyword's values as strings: none, one, or (a repeated keyword) several."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(item).strip() for item in value if item is not None]
+    return [str(value).strip()]
 
 
 _DEVICE_PATTERN = re.compile(r"^(cpu|cuda(:\d+)?)$")
@@ -71,8 +90,9 @@ class EngineSettings:
 
     backend: str = DEFAULT_BACKEND
     model: str = "ANI-2x"
-    parameter_file: str | None = None
-    parameter_dir: str | None = None
+    parameter_files: tuple[str, ...] = ()
+    parameter_dirs: tuple[str, ...] = ()
+    calculator_file: str | None = None
     ml_energy_unit: str = AUTO
     ml_distance_unit: str = AUTO
     device: str = ""
@@ -81,6 +101,30 @@ class EngineSettings:
     @property
     def spec(self) -> BackendSpec:
         return BACKENDS[self.backend]
+
+    @property
+    def parameter_file(self) -> str | None:
+        """The model file (the first of a committee's)."""
+        return self.parameter_files[0] if self.parameter_files else None
+
+    @property
+    def parameter_dir(self) -> str | None:
+        """The model directory (the first of a committee's)."""
+        return self.parameter_dirs[0] if self.parameter_dirs else None
+
+    def members(self) -> list[EngineSettings]:
+        """The settings of each committee member (one model file or directory
+        each); a list of one when the engine is a single model."""
+        if len(self.parameter_files) > 1:
+            return [replace(self, parameter_files=(path,)) for path in self.parameter_files]
+        if len(self.parameter_dirs) > 1:
+            return [replace(self, parameter_dirs=(path,)) for path in self.parameter_dirs]
+        return [self]
+
+    @property
+    def member_names(self) -> list[str]:
+        """What names each member in messages: its model file or directory."""
+        return list(self.parameter_files if len(self.parameter_files) > 1 else self.parameter_dirs)
 
     def model_units(self, auto: ModelUnits | None = None) -> ModelUnits:
         """The units the model works in: the keywords, with ``Auto`` replaced
@@ -107,19 +151,25 @@ class EngineSettings:
                 )
         return recorded
 
-    def as_keywords(self) -> dict[str, str]:
-        """The settings as engine keywords (only those that are set)."""
+    def as_keywords(self) -> dict[str, str | list[str]]:
+        """The settings as engine keywords (only those that are set; a list
+        for a committee's model files)."""
         pairs = {
             "Backend": self.backend,
             "Model": self.model,
-            "ParameterFile": self.parameter_file,
-            "ParameterDir": self.parameter_dir,
+            "ParameterFile": _single_or_list(self.parameter_files),
+            "ParameterDir": _single_or_list(self.parameter_dirs),
+            "ASECalculatorFile": self.calculator_file,
             "MLEnergyUnit": self.ml_energy_unit,
             "MLDistanceUnit": self.ml_distance_unit,
             "Device": self.device,
             "NumThreads": None if self.num_threads is None else str(self.num_threads),
         }
         return {key: value for key, value in pairs.items() if value}
+
+
+def _single_or_list(values: tuple[str, ...]) -> str | list[str] | None:
+    return values[0] if len(values) == 1 else (list(values) or None)
 
 
 def _choose(keyword: str, value: str, allowed: tuple[str, ...] | list[str]) -> str:
@@ -182,18 +232,25 @@ def _parse_num_threads(value: str) -> int | None:
         raise KeywordError("NumThreads", str(exc)) from None
 
 
-def parse_settings(keywords: Mapping[str, str | int | None], check_files: bool = True) -> EngineSettings:
+def parse_settings(keywords: Mapping[str, KeywordValue], check_files: bool = True) -> EngineSettings:
     """Validate engine keywords (names as in the Engine block, any case) and
-    return canonical settings. Keywords that are ``None`` count as not given.
-    ``check_files=False`` leaves ParameterFile and ParameterDir unchecked: a
-    reader of an input file checks the rest before a worker starts, and the
-    worker, whose directory relative paths are relative to, checks the files.
+    return canonical settings. Keywords that are ``None`` count as not given;
+    ParameterFile and ParameterDir may be lists (a committee).
+    ``check_files=False`` leaves the path keywords unchecked: a reader of an
+    input file checks the rest before a worker starts, and the worker, whose
+    directory relative paths are relative to, checks the files.
     """
     given: dict[str, str] = {}
+    paths: dict[str, list[str]] = {}
     for name, value in keywords.items():
-        if value is None:
-            continue
-        given[canonical_keyword(name)] = str(value).strip()
+        keyword = canonical_keyword(name)
+        values = [item for item in _as_list(value) if item]
+        if keyword in REPEATABLE_KEYWORDS:
+            paths.setdefault(keyword, []).extend(values)
+        elif len(values) > 1:
+            raise KeywordError(keyword, f"{keyword} is given {len(values)} times; it takes one value")
+        elif value is not None:
+            given[keyword] = values[0] if values else ""
 
     if "Backend" in given:
         backend = _choose("Backend", given["Backend"], list(BACKENDS))
@@ -203,36 +260,9 @@ def parse_settings(keywords: Mapping[str, str | int | None], check_files: bool =
         backend = DEFAULT_BACKEND
     spec = BACKENDS[backend]
     model = _choose("Model", given["Model"], spec.models) if "Model" in given else spec.default_model
-
-    parameter_file = given.get("ParameterFile") or None
-    parameter_dir = given.get("ParameterDir") or None
-    accepted = set()
-    if model == CUSTOM and spec.parameter:
-        accepted.add(spec.parameter)
-        if (parameter_file or parameter_dir) is None:
-            raise KeywordError(
-                spec.parameter,
-                f"Backend {backend} with Model {CUSTOM} needs {spec.parameter} (the trained model)",
-            )
-        if spec.parameter == "ParameterFile" and parameter_file is None:
-            raise KeywordError(
-                "ParameterFile",
-                f"Backend {backend} reads a model file: give ParameterFile, not ParameterDir",
-            )
-        if spec.parameter == "ParameterDir" and parameter_dir is None:
-            raise KeywordError(
-                "ParameterDir",
-                f"Backend {backend} reads a model directory: give ParameterDir, not ParameterFile",
-            )
-    elif spec.built_in_parameter_dir:
-        accepted.add("ParameterDir")
-    for keyword, value in (("ParameterFile", parameter_file), ("ParameterDir", parameter_dir)):
-        if value is None:
-            continue
-        if keyword not in accepted:
-            raise KeywordError(keyword, f"{keyword} is not used by Backend {backend} with Model {model}")
-        if check_files:
-            _check_path(keyword, value, want_dir=keyword == "ParameterDir")
+    if given.get("ASECalculatorFile"):
+        paths["ASECalculatorFile"] = [given["ASECalculatorFile"]]
+    _check_model_keywords(spec, model, paths, check_files)
 
     energy_unit = _choose("MLEnergyUnit", given.get("MLEnergyUnit") or AUTO, (AUTO, *ENERGY_UNIT_TO_EV))
     distance_unit = _choose("MLDistanceUnit", given.get("MLDistanceUnit") or AUTO, (AUTO, *DISTANCE_UNIT_TO_ANGSTROM))
@@ -253,10 +283,48 @@ def parse_settings(keywords: Mapping[str, str | int | None], check_files: bool =
     return EngineSettings(
         backend=backend,
         model=model,
-        parameter_file=parameter_file,
-        parameter_dir=parameter_dir,
+        parameter_files=tuple(paths.get("ParameterFile", ())),
+        parameter_dirs=tuple(paths.get("ParameterDir", ())),
+        calculator_file=(paths.get("ASECalculatorFile") or [None])[0],
         ml_energy_unit=energy_unit,
         ml_distance_unit=distance_unit,
         device=device,
         num_threads=_parse_num_threads(given.get("NumThreads", "")),
     )
+
+
+def _check_model_keywords(spec: BackendSpec, model: str, paths: dict[str, list[str]], check_files: bool) -> None:
+    """Which of ParameterFile, ParameterDir and ASECalculatorFile the backend
+    and model need or accept, how many of each, and that each names what it
+    should (an existing readable file or directory)."""
+    backend = spec.name
+    accepted: set[str] = set()
+    if model == CUSTOM and spec.parameter:
+        accepted.update((spec.parameter, *spec.optional_parameters))
+        if not paths.get(spec.parameter):
+            other = {"ParameterFile": "ParameterDir", "ParameterDir": "ParameterFile"}.get(spec.parameter)
+            if other and paths.get(other):
+                what = "a model file" if spec.parameter == "ParameterFile" else "a model directory"
+                raise KeywordError(
+                    spec.parameter, f"Backend {backend} reads {what}: give {spec.parameter}, not {other}"
+                )
+            raise KeywordError(
+                spec.parameter, f"Backend {backend} with Model {CUSTOM} needs {spec.parameter} (the trained model)"
+            )
+    elif spec.built_in_parameter_dir:
+        accepted.add("ParameterDir")
+    committee_keywords = {
+        keyword for keyword in (spec.parameter, *spec.optional_parameters) if keyword in REPEATABLE_KEYWORDS
+    }
+    for keyword, values in paths.items():
+        if not values:
+            continue
+        if keyword not in accepted:
+            raise KeywordError(keyword, f"{keyword} is not used by Backend {backend} with Model {model}")
+        if len(values) > 1 and (model != CUSTOM or keyword not in committee_keywords):
+            raise KeywordError(
+                keyword, f"{keyword} is given {len(values)} times; Backend {backend} with Model {model} takes one"
+            )
+        if check_files:
+            for value in values:
+                _check_path(keyword, value, want_dir=keyword == "ParameterDir")

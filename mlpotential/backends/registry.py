@@ -36,10 +36,16 @@ class BackendSpec:
     units are fixed, so MLEnergyUnit/MLDistanceUnit must stay Auto;
     ``default_units`` are what Auto means otherwise.
 
+    ``optional_parameters``: path keywords a Custom model may take besides
+    its ``parameter`` (the files a user's ASE calculator reads).
+
     Code: ``factory`` and ``probe`` are ``"module:function"``; the factory
     takes EngineSettings and returns an ASE calculator, the probe (the
     installer's check that the backend works here) returns a one-line
     description of a tiny evaluation and raises when it fails.
+    ``committee_factory``, where a backend has one, builds a committee (several
+    model files) that shares work between its members; otherwise each member
+    comes from ``factory`` and a generic committee averages them.
 
     Installation: ``install_name`` is the ``mlpotential install`` argument
     (default: the name in lower case); ``extra`` the pip extra of
@@ -59,6 +65,8 @@ class BackendSpec:
     default_units: ModelUnits
     description: str = ""
     built_in_parameter_dir: bool = False
+    optional_parameters: tuple[str, ...] = ()
+    committee_factory: str | None = None
     devices: tuple[str, ...] = ("cpu", "cuda")
     fixed_units: bool = False
     install_name: str | None = None
@@ -144,6 +152,7 @@ BACKENDS: dict[str, BackendSpec] = {
             probe=_module("hdnnp.probe:probe"),
             default_units=ModelUnits("eV", "angstrom"),
             description="native Behler-Parrinello networks (mlpotential train); Cu-EMT is the shipped demo model",
+            committee_factory=_module("hdnnp.factory:create_committee"),
             extra="hdnnp",
         ),
         BackendSpec(
@@ -170,13 +179,13 @@ BACKENDS: dict[str, BackendSpec] = {
         ),
         BackendSpec(
             name="ASE",
-            models=("EMT", "LennardJones"),
-            parameter=None,
+            models=("EMT", "LennardJones", CUSTOM),
+            parameter="ASECalculatorFile",
+            optional_parameters=("ParameterFile", "ParameterDir"),
             factory=_module("ase.factory:create_calculator"),
             probe=_module("ase.probe:probe"),
             default_units=ModelUnits("eV", "angstrom"),
-            description="ASE's own EMT and Lennard-Jones (checks an installation, tests the pipe)",
-            devices=("cpu",),
+            description="ASE's own EMT and Lennard-Jones, or your own ASE calculator (ASECalculatorFile)",
             fixed_units=True,
             core_requirements=("ase",),
             needs_torch=False,

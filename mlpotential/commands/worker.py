@@ -8,7 +8,7 @@ import os
 import signal
 from pathlib import Path
 
-from mlpotential.backends.keywords import KEYWORDS, option_name
+from mlpotential.backends.keywords import KEYWORDS, REPEATABLE_KEYWORDS, option_name
 from mlpotential.backends.model_files import NO_PICKLE_VARIABLE
 from mlpotential.driver.input_reader import InputError, engine_keywords, read_input
 
@@ -20,8 +20,13 @@ def build_parser() -> argparse.ArgumentParser:
         "reply_pipe in the worker's directory; the worker answers until Exit or end of file.",
     )
     for keyword in KEYWORDS:
+        repeatable = keyword in REPEATABLE_KEYWORDS
         parser.add_argument(
-            option_name(keyword), dest=keyword, metavar=keyword.upper(), help=f"engine keyword {keyword}"
+            option_name(keyword),
+            dest=keyword,
+            metavar=keyword.upper(),
+            action="append" if repeatable else "store",
+            help=f"engine keyword {keyword}" + (" (repeat it for a committee)" if repeatable else ""),
         )
     parser.add_argument(
         "--input",

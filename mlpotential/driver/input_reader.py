@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlpotential.backends.keywords import KEYWORDS
+from mlpotential.backends.keywords import KEYWORDS, REPEATABLE_KEYWORDS
 from mlpotential.inputs import read_text
 from mlpotential.names import canonical_name
 
@@ -24,24 +24,30 @@ class InputError(ValueError):
 @dataclass(frozen=True)
 class BlockSchema:
     """Which keys and sub-blocks a block may hold. A ``free`` block holds
-    raw lines (atoms, lattice vectors). ``end`` is its closing word."""
+    raw lines (atoms, lattice vectors). ``end`` is its closing word.
+    ``repeatable`` keys may be given on several lines (a committee's
+    ParameterFile lines)."""
 
     keys: tuple[str, ...] = ()
     blocks: dict[str, BlockSchema] = field(default_factory=dict)
     free: bool = False
     end: str = "End"
     header: tuple[str, ...] = ()
+    repeatable: tuple[str, ...] = ()
 
 
 @dataclass
 class Block:
     """A parsed block: ``header`` is the text after its name on the opening
-    line; ``keys`` maps canonical key names to (value, line number)."""
+    line; ``keys`` maps canonical key names to (value, line number) of their
+    first line, ``repeats`` a repeatable key to the (value, line number) of
+    its further lines."""
 
     name: str
     header: str = ""
     line: int = 0
     keys: dict[str, tuple[str, int]] = field(default_factory=dict)
+    repeats: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     blocks: dict[str, Block] = field(default_factory=dict)
     lines: list[tuple[int, str]] = field(default_factory=list)
 
@@ -50,7 +56,9 @@ class Block:
         return entry[0] if entry else default
 
 
-ENGINE_SCHEMA = BlockSchema(keys=tuple(KEYWORDS), end="EndEngine", header=("MLPotential",))
+ENGINE_SCHEMA = BlockSchema(
+    keys=tuple(KEYWORDS), end="EndEngine", header=("MLPotential",), repeatable=REPEATABLE_KEYWORDS
+)
 JOB_SCHEMA = BlockSchema(
     keys=("Task",),
     blocks={
@@ -125,6 +133,9 @@ def parse_input(text: str, source: str = "<input>", schema: BlockSchema = JOB_SC
             inside = f"block {block.name}" if block.name else "the input"
             allowed = list(block_schema.keys) + [f"{name} (block)" for name in block_schema.blocks]
             raise InputError(f"{where}: unknown key or block {word!r} in {inside}; allowed: {', '.join(allowed)}")
+        if key in block.keys and key in block_schema.repeatable:
+            block.repeats.setdefault(key, []).append((rest, number))
+            continue
         if key in block.keys:
             raise InputError(f"{where}: key {key} given twice (first at line {block.keys[key][1]})")
         block.keys[key] = (rest, number)
@@ -142,7 +153,16 @@ def read_input(path: str | Path) -> Block:
     return parse_input(read_text(path, InputError), str(path))
 
 
-def engine_keywords(root: Block) -> dict[str, str]:
+def engine_keywords(root: Block) -> dict[str, str | list[str]]:
     """The keywords of the ``Engine MLPotential`` block (empty when absent)."""
     engine = root.blocks.get("Engine")
-    return {key: value for key, (value, _) in engine.keys.items()} if engine else {}
+    return block_keywords(engine) if engine is not None else {}
+
+
+def block_keywords(block: Block) -> dict[str, str | list[str]]:
+    """A block's keys and values; a key given on several lines (a
+    committee's ParameterFile) as a list."""
+    keywords: dict[str, str | list[str]] = {key: value for key, (value, _) in block.keys.items()}
+    for key, repeats in block.repeats.items():
+        keywords[key] = [block.keys[key][0], *(value for value, _ in repeats)]
+    return keywords

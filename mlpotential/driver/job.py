@@ -13,7 +13,7 @@ from ase.data import atomic_numbers
 
 from mlpotential.ase_bridge import cell_from_vectors
 from mlpotential.backends.keywords import parse_settings
-from mlpotential.driver.input_reader import Block, InputError, engine_keywords, read_input
+from mlpotential.driver.input_reader import Block, InputError, block_keywords, engine_keywords, read_input
 from mlpotential.errors import KeywordError
 from mlpotential.inputs import COORDINATES, BadValue, Range, number
 from mlpotential.names import canonical_name
@@ -191,7 +191,7 @@ def _check_engine(engine: Block | None, source: str) -> None:
     if engine is None:
         return
     try:
-        parse_settings({key: value for key, (value, _) in engine.keys.items()}, check_files=False)
+        parse_settings(block_keywords(engine), check_files=False)
     except KeywordError as exc:
         # a keyword missing (Model Custom without ParameterFile) is the block's fault
         line = engine.keys[exc.keyword][1] if exc.keyword in engine.keys else engine.line

@@ -30,18 +30,22 @@ from mlpotential.protocol.errors import Status
 _SAME_SYSTEM = frozenset(("positions", "cell"))
 
 
-def absolute_keywords(keywords: Mapping[str, Any], base: str | os.PathLike[str] | None = None) -> dict[str, str]:
-    """The keywords with ParameterFile/ParameterDir made absolute against
-    ``base`` (default: the current directory): the worker runs elsewhere."""
+def absolute_keywords(
+    keywords: Mapping[str, Any], base: str | os.PathLike[str] | None = None
+) -> dict[str, str | list[str]]:
+    """The keywords with their paths (ParameterFile, ParameterDir,
+    ASECalculatorFile; a list for a committee) made absolute against ``base``
+    (default: the current directory): the worker runs elsewhere."""
     base_path = Path(base) if base is not None else Path.cwd()
-    result = {}
+    result: dict[str, str | list[str]] = {}
     for key, value in keywords.items():
         if value is None:
             continue
-        value = str(value)
-        if canonical_name(key, PATH_KEYWORDS) and value:
-            value = str((base_path / Path(value).expanduser()).resolve())
-        result[key] = value
+        is_path = canonical_name(key, PATH_KEYWORDS) is not None
+        values = [str(item) for item in value] if isinstance(value, (list, tuple)) else [str(value)]
+        if is_path:
+            values = [str((base_path / Path(item).expanduser()).resolve()) if item else item for item in values]
+        result[key] = values if isinstance(value, (list, tuple)) else values[0]
     return result
 
 

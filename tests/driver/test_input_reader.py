@@ -57,3 +57,13 @@ def test_errors_name_the_line(text, fragment):
         parse_input(text, "job.in")
     assert fragment in str(info.value)
     assert str(info.value).startswith("job.in")
+
+
+def test_a_committee_s_parameter_files_on_several_lines() -> None:
+    from mlpotential.driver.input_reader import engine_keywords, parse_input
+
+    root = parse_input(
+        "Task SinglePoint\nEngine MLPotential\n  Backend HDNNP\n  ParameterFile a.pt\n  ParameterFile b.pt\n"
+        "  parameterfile c.pt\nEndEngine\n"
+    )
+    assert engine_keywords(root) == {"Backend": "HDNNP", "ParameterFile": ["a.pt", "b.pt", "c.pt"]}

@@ -27,7 +27,7 @@ def create_calculator(settings: EngineSettings) -> Calculator:
     ``ParameterFile``; ``Model Cu-EMT`` is the shipped demonstration model
     (copper fitted to ASE's EMT)."""
     from mlpotential.backends.hdnnp.calculator import HDNNPCalculator
-    from mlpotential.backends.hdnnp.model_file import MODEL_UNITS, ModelFileError, load_model
+    from mlpotential.backends.hdnnp.model_file import MODEL_UNITS
     from mlpotential.backends.runtime import torch_device
     from mlpotential.units import ModelUnits
 
@@ -35,10 +35,38 @@ def create_calculator(settings: EngineSettings) -> Calculator:
         keyword, path = "Model", built_in_model_path(settings.model)
     else:
         keyword, path = "ParameterFile", Path(str(settings.parameter_file))
-    try:
-        model = load_model(path)
-    except ModelFileError as exc:
-        raise KeywordError(keyword, f"{keyword} {settings.model if keyword == 'Model' else path}: {exc}") from exc
+    model = _load(keyword, path, settings.model if keyword == "Model" else str(path))
     device = torch_device(settings.device)
     units = settings.recorded_units(ModelUnits(**MODEL_UNITS), f"the HDNNP model {path}")
     return HDNNPCalculator(model, device=device, units=units)
+
+
+def create_committee(settings: EngineSettings) -> Calculator:
+    """Several ParameterFiles: members of one descriptor set share the
+    symmetry functions (:class:`HDNNPCommitteeCalculator`); members of
+    different descriptor sets are a generic committee."""
+    from mlpotential.backends.committee import CommitteeCalculator
+    from mlpotential.backends.hdnnp.calculator import HDNNPCalculator
+    from mlpotential.backends.hdnnp.committee import HDNNPCommitteeCalculator, share_descriptors
+    from mlpotential.backends.hdnnp.model_file import MODEL_UNITS
+    from mlpotential.backends.runtime import torch_device
+    from mlpotential.units import ModelUnits
+
+    paths = settings.parameter_files
+    models = [_load("ParameterFile", Path(path), path) for path in paths]
+    device = torch_device(settings.device)
+    units = settings.recorded_units(ModelUnits(**MODEL_UNITS), "the HDNNP models")
+    if share_descriptors(models):
+        return HDNNPCommitteeCalculator(models, device=device, units=units)
+    members = [HDNNPCalculator(model, device=device, units=units) for model in models]
+    return CommitteeCalculator(members, list(paths))
+
+
+def _load(keyword: str, path: Path, name: str):
+    """An HDNNP model file; its faults are the keyword's."""
+    from mlpotential.backends.hdnnp.model_file import ModelFileError, load_model
+
+    try:
+        return load_model(path)
+    except ModelFileError as exc:
+        raise KeywordError(keyword, f"{keyword} {name}: {exc}") from exc

@@ -35,11 +35,14 @@ def test_an_element_emt_has_no_parameters_for_is_refused_by_name() -> None:
         assert "Traceback" not in engine.worker_log()
 
 
-@pytest.mark.parametrize(
-    ("keywords", "keyword"),
-    [({"MLEnergyUnit": "Hartree"}, "MLEnergyUnit"), ({"Device": "cuda"}, "Device")],
-)
-def test_fixed_units_and_the_cpu_are_keyword_rules_of_the_record(keywords: dict, keyword: str) -> None:
+def test_fixed_units_are_a_keyword_rule_of_the_record() -> None:
     with pytest.raises(KeywordError) as error:
-        parse_settings({"Backend": "ASE", **keywords})
-    assert error.value.keyword == keyword
+        parse_settings({"Backend": "ASE", "MLEnergyUnit": "Hartree"})
+    assert error.value.keyword == "MLEnergyUnit"
+
+
+@pytest.mark.parametrize("model", ["EMT", "LennardJones"])
+def test_the_built_in_models_run_on_the_cpu_only(model: str) -> None:
+    with pytest.raises(KeywordError, match="runs on the CPU") as error:
+        create_calculator(parse_settings({"Backend": "ASE", "Model": model, "Device": "cuda"}))
+    assert error.value.keyword == "Device"
