@@ -170,8 +170,6 @@ class Attachment:
         """Energy, forces (in the order of ``tags``) and the virial (xx, yy,
         zz, xy, xz, yz; zeros without a 3D-periodic box), in LAMMPS units,
         for LAMMPS positions given per atom ID in ``tags``."""
-        if self.closed:
-            raise LammpsCouplingError("the mlpotential attachment was closed; attach again to run")
         order = np.argsort(tags)
         if len(tags) != len(self.ids) or not np.array_equal(tags[order], self.ids):
             raise LammpsCouplingError(
@@ -203,6 +201,8 @@ class Attachment:
         It must not raise (ctypes would print the error and LAMMPS would go
         on with stale forces): a failure stops the run instead."""
         try:
+            if self.closed:
+                raise LammpsCouplingError("the mlpotential attachment was closed; attach again to run")
             if self.failure is not None:
                 raise LammpsCouplingError(self.failure)
             energy, forces, virial = self.evaluate(np.asarray(tags).reshape(-1), x)

@@ -16,7 +16,6 @@ from pathlib import Path
 import ase.io
 import numpy as np
 import pytest
-import torch
 from ase import Atoms
 from ase.build import bulk, molecule
 from ase.calculators.calculator import Calculator
@@ -26,6 +25,7 @@ from ase.units import Bohr, Hartree
 from mlpotential.backends.factory import create_calculator
 from mlpotential.backends.keywords import keyword_options, parse_settings
 from mlpotential.protocol.ipi import UNIX_SOCKET_PREFIX
+from tests.backends.torch_threads import one_thread  # noqa: F401  (autouse fixture)
 from tests.worker.ipi_hosts import (
     ipi_input,
     ipi_worker_command,
@@ -147,12 +147,8 @@ def test_uncertainty_travels_in_the_extra_bytes(tmp_path: Path, ani_data_dir: Pa
         energy = atoms.get_potential_energy()
         extra = json.loads(bytes(calc.results["morebytes"]))
     expected = atoms.copy()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as in the worker (NumThreads 1): float32 sums in the same order
-    try:
-        reference.calculate(expected, ["energy", "forces", "forces_std"])
-    finally:
-        torch.set_num_threads(threads)
+    # One torch thread (one_thread), as in the worker (NumThreads 1): float32 sums in the same order.
+    reference.calculate(expected, ["energy", "forces", "forces_std"])
     assert_same(energy, reference.results["energy"])
     assert extra["energy_std"] == pytest.approx(reference.results["energy_std"] / Hartree, rel=1e-10)
     np.testing.assert_allclose(
