@@ -208,3 +208,30 @@ def test_set_ups_attach_refuses(tmp_path: Path, lammps_env: dict[str, str]) -> N
     assert "unknown element symbol(s): 'Xx'" in messages["element"]
     assert "boundary flags [0, 0, 1] (1 = periodic) cannot be served" in messages["boundary"]
     assert messages["fine"] is None
+
+
+# ------------------------------------------------------------------ the example
+def test_copper_example(tmp_path: Path, lammps_env: dict[str, str]) -> None:
+    """examples/lammps as shipped, 20 steps (LAMMPS's own -var option): the
+    thermo table shows the total energy kept while eV go between potential
+    and kinetic energy."""
+    examples = Path(__file__).resolve().parents[1] / "examples" / "lammps"
+    for name in ("in.copper", "run_copper.py"):
+        (tmp_path / name).write_text((examples / name).read_text())
+    result = subprocess.run(
+        [sys.executable, "run_copper.py", "-var", "steps", "20", "-log", "none"],
+        cwd=tmp_path,
+        env=lammps_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["Step", "Temp"])
+    table = np.array([line.split() for line in lines[header + 1 : header + 3]], dtype=float)
+    assert table[:, 0].tolist() == [0, 20]
+    potential, total = table[:, 2], table[:, 4]  # PotEng, TotEng (eV)
+    assert abs(potential[1] - potential[0]) > 1.0
+    assert abs(total[1] - total[0]) < 0.01 * abs(potential[1] - potential[0])
+    assert (tmp_path / "copper.dump").is_file()
