@@ -3,8 +3,8 @@
 ASE's SocketIOCalculator is an i-PI server: it starts the worker (the
 launch_worker function below), sends each geometry over a UNIX socket
 (/tmp/ipi_mlpotential-ase) and gets energy, forces and stress back. Here:
-50 steps of Langevin MD of 32 copper atoms at 300 K with the shipped HDNNP
-model, then a relaxation of the final structure.
+50 steps of Langevin MD of 32 copper atoms (thermostat at 300 K) with the
+shipped HDNNP model, then a relaxation of the final structure.
 
     python socketio.py
 """
@@ -17,7 +17,6 @@ from ase import units
 from ase.build import bulk
 from ase.calculators.socketio import SocketIOCalculator
 from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 from ase.optimize import BFGS
 
 atoms = bulk("Cu", cubic=True, a=3.61).repeat((2, 2, 2))
@@ -33,8 +32,8 @@ def launch_worker(atoms, properties, port, unixsocket):
 
 with SocketIOCalculator(unixsocket="mlpotential-ase", launch_client=launch_worker) as calc:
     atoms.calc = calc
-    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(1))
-    dynamics = Langevin(atoms, 2 * units.fs, temperature_K=300, friction=0.01 / units.fs)
+    atoms.rattle(0.05, seed=1)  # the thermostat heats the crystal from there
+    dynamics = Langevin(atoms, 2 * units.fs, temperature_K=300, friction=0.01 / units.fs, rng=np.random.default_rng(1))
 
     def report():
         energy, temperature = atoms.get_potential_energy(), atoms.get_temperature()
