@@ -90,20 +90,25 @@ def attach(
     attachment = Attachment(lmp, engine, fix_id, atoms, ids[order], units)
     try:
         attachment.evaluate(ids, np.asarray(lmp.numpy.extract_atom("x")))
-    except BaseException:
+        _add_fixes(lmp, attachment, group)
+    except BaseException:  # a bad group or fix ID included: no worker outlives a failed attach
         engine.close()
         raise
-    virial = "yes" if attachment.has_virial else "no"
+    return attachment
+
+
+def _add_fixes(lmp: Any, attachment: Attachment, group: str) -> None:
+    """fix external with our callback, and the fix halt that stops a run whose step failed."""
+    fix_id, failed = attachment.fix_id, attachment.failure_variable
     lmp.commands_string(
         f"""
         fix {fix_id} {group} external pf/callback 1 1
-        fix_modify {fix_id} energy yes virial {virial}
-        variable {attachment.failure_variable} internal 0
-        fix {attachment.failure_variable} all halt 1 v_{attachment.failure_variable} > 0.5 error hard message yes
+        fix_modify {fix_id} energy yes virial {"yes" if attachment.has_virial else "no"}
+        variable {failed} internal 0
+        fix {failed} all halt 1 v_{failed} > 0.5 error hard message yes
         """
     )
     lmp.set_fix_external_callback(fix_id, attachment.callback)
-    return attachment
 
 
 def _units(lmp: Any) -> ModelUnits:

@@ -93,7 +93,9 @@ def refusals(config: dict[str, Any]) -> dict[str, Any]:
     for name, case in config["cases"].items():
         lmp = new_lammps(case["setup"])
         try:
-            attachment = attach(lmp, case["keywords"], type_symbols=case.get("type_symbols"))
+            attachment = attach(
+                lmp, case["keywords"], group=case.get("group", "all"), type_symbols=case.get("type_symbols")
+            )
         except Exception as exc:
             messages[name] = f"{type(exc).__name__}: {exc}"
         else:

@@ -198,6 +198,7 @@ def test_set_ups_attach_refuses(tmp_path: Path, lammps_env: dict[str, str]) -> N
         "type_symbols": {"setup": COPPER, "keywords": EMT, "type_symbols": ["Cu", "Ag"]},
         "element": {"setup": COPPER, "keywords": EMT, "type_symbols": ["Xx"]},
         "boundary": {"setup": slab_along_z_only, "keywords": EMT},
+        "group": {"setup": COPPER, "keywords": EMT, "group": "nosuchgroup"},
         "fine": {"setup": COPPER, "keywords": EMT, "type_symbols": ["Cu"]},
     }
     messages = run_lammps("refusals", {"cases": cases}, tmp_path, lammps_env)
@@ -207,6 +208,7 @@ def test_set_ups_attach_refuses(tmp_path: Path, lammps_env: dict[str, str]) -> N
     assert "type_symbols must be a list of 1 element symbols" in messages["type_symbols"]
     assert "unknown element symbol(s): 'Xx'" in messages["element"]
     assert "boundary flags [0, 0, 1] (1 = periodic) cannot be served" in messages["boundary"]
+    assert "nosuchgroup" in messages["group"]  # LAMMPS's own error; the worker was stopped
     assert messages["fine"] is None
 
 
