@@ -1,12 +1,14 @@
 """Units: every conversion factor of the package, in one place.
 
-Three unit systems meet in the engine:
+Four unit systems meet in the engine:
 
 * the wire (pipe protocol, i-PI): Hartree, Bohr, Hartree/Bohr;
 * ASE: eV, Angstrom, eV/Angstrom (every backend calculator reports in these),
   and ASE's own time unit for dynamics;
 * the model: whatever unit a model was trained in (``MLEnergyUnit``,
-  ``MLDistanceUnit``), converted to ASE's units inside the backend.
+  ``MLDistanceUnit``), converted to ASE's units inside the backend;
+* LAMMPS, coupled through :mod:`mlpotential.lammps`: the units of the
+  input's ``units`` style (:data:`LAMMPS_UNIT_STYLES`).
 
 Each name says its direction: multiply a value in X by ``X_TO_Y`` to get Y.
 All factors come from :mod:`ase.units` (CODATA 2014, ASE's default), so a
@@ -72,3 +74,13 @@ class ModelUnits:
     def force_to_ev_per_angstrom(self) -> float:
         """Multiply a model force (energy/distance) by this to get eV/Angstrom."""
         return self.energy_to_ev / self.distance_to_angstrom
+
+
+LAMMPS_UNIT_STYLES: dict[str, ModelUnits] = {
+    "metal": ModelUnits("eV", "angstrom"),
+    "real": ModelUnits("kcal/mol", "angstrom"),
+    "electron": ModelUnits("Hartree", "bohr"),
+}
+"""The energy and distance units of each LAMMPS ``units`` style the LAMMPS
+coupling serves (forces are energy/distance, the virial is an energy, masses
+are in amu in all three)."""

