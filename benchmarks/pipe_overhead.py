@@ -60,7 +60,9 @@ class Tether(Calculator):
 
 def serve_worker() -> int:
     from mlpotential.backends.keywords import parse_settings
-    from mlpotential.worker.session import Engine, WorkerSession, serve
+    from mlpotential.worker.engine import Engine
+    from mlpotential.worker.serve import serve
+    from mlpotential.worker.session import WorkerSession
 
     settings = parse_settings({"Backend": "ASE", "Model": "EMT"})
     return serve(Path.cwd(), WorkerSession(Engine(settings, Tether())))
