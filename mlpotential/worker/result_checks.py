@@ -44,7 +44,7 @@ def non_finite_result(results: Mapping[str, Any], atoms: Atoms, checked: tuple[s
         if finite.all():
             continue
         wire_name = _WIRE_NAMES[name]
-        message = f"the model returned a non-finite {wire_name}"
+        message = f"the model returned non-finite {wire_name}"
         if name in _PER_ATOM:
             bad_atoms = np.flatnonzero(~finite.reshape(len(atoms), -1).all(axis=1))
             message += f" for {_atom_list(atoms, bad_atoms)}"
