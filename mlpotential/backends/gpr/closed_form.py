@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 ENERGY_TOLERANCE = 1e-9
@@ -67,24 +68,12 @@ class CartesianPredictor:
 
     def prepare_variance(self, factor: torch.Tensor, probes: torch.Tensor) -> bool:
         """Compute W = L^-T in the storage of the lower Cholesky factor
-        ``factor`` (which it overwrites), block of rows by block of rows: rows
-        s:e of W are the transposed columns s:e of L^-1, whose leading rows
-        are zero and which only need the rows of L from s on, so each block
-        replaces rows of L no longer needed. Its accuracy is measured on the
-        kernel columns ``probes`` (M, p) against triangular solves done
-        before. Returns whether W is accurate enough to use (else it is
-        dropped)."""
-        size = factor.shape[0]
+        ``factor`` (column-major, zero above the diagonal), which it
+        overwrites. Its accuracy is measured on the kernel columns ``probes``
+        (M, p) against triangular solves done before. Returns whether W is
+        accurate enough to use (else it is dropped)."""
         exact = torch.linalg.solve_triangular(factor, probes, upper=False)
-        step = max(64, min(size, 512))
-        for start in range(0, size, step):
-            stop = min(start + step, size)
-            identity = torch.zeros((size - start, stop - start), dtype=factor.dtype, device=factor.device)
-            identity[: stop - start].fill_diagonal_(1.0)
-            block = torch.linalg.solve_triangular(factor[start:, start:], identity, upper=False)
-            factor[start:stop, :start] = 0.0
-            factor[start:stop, start:] = block.T
-        inverse = factor
+        inverse = inverse_transposed_factor(factor)
         self.inverse_error = float(((inverse.T @ probes - exact).norm(dim=0) / exact.norm(dim=0)).max())
         self.inverse_factor = inverse if self.inverse_error <= INVERSE_ERROR_LIMIT else None
         return self.inverse_factor is not None
@@ -140,3 +129,39 @@ class CartesianPredictor:
         var_f = prior_f - torch.linalg.vector_norm(v_f, dim=-1) ** 2
         sensitive |= (var_f < floor * prior_f).any(1)
         return energy, force, std_e, var_f.clamp_min(0).sqrt(), sensitive
+
+
+def inverse_transposed_factor(factor: torch.Tensor) -> torch.Tensor:
+    """W = L^-T as a row-major tensor, computed in the storage of the lower
+    triangular ``factor`` L (column-major, zero above the diagonal), which it
+    overwrites with L^-1 (W is its transposed view). On the CPU by LAPACK's
+    triangular inverse (dtrtri, M^3 / 3 operations) in place; on other
+    devices block column by block column with triangular solves."""
+    if factor.device.type == "cpu":
+        _invert_with_lapack(factor)
+    else:
+        invert_by_blocks(factor)
+    return factor.mT
+
+
+def _invert_with_lapack(factor: torch.Tensor) -> None:
+    from scipy.linalg.lapack import dtrtri
+
+    fortran = factor.numpy()  # column-major: a Fortran-ordered view, inverted in place
+    inverse, info = dtrtri(fortran, lower=1, overwrite_c=1)
+    if info != 0 or not np.shares_memory(inverse, fortran):
+        raise RuntimeError(f"LAPACK dtrtri did not invert the Cholesky factor in place (info {info})")
+
+
+def invert_by_blocks(factor: torch.Tensor) -> None:
+    """L^-1 in the storage of the lower triangular ``factor`` L (zero above
+    the diagonal): columns s:e of L^-1 solve L[s:, s:] X = I[s:, s:e] (their
+    rows above s are zero), and only need the columns of L from s on, so each
+    block replaces columns of L no longer needed."""
+    size = factor.shape[0]
+    step = max(64, min(size, 512))
+    for start in range(0, size, step):
+        stop = min(start + step, size)
+        identity = torch.zeros((size - start, stop - start), dtype=factor.dtype, device=factor.device)
+        identity[: stop - start].fill_diagonal_(1.0)
+        factor[start:, start:stop] = torch.linalg.solve_triangular(factor[start:, start:], identity, upper=False)

@@ -33,7 +33,7 @@ from mlpotential.backends.gpr.descriptors import (
     SoapDescriptor,
     SymmetryFunctionDescriptor,
 )
-from mlpotential.backends.gpr.fitting import filter_near_duplicates, fit_scale, fit_weight
+from mlpotential.backends.gpr.fitting import filter_near_duplicates, fit_hyperparameters
 from mlpotential.backends.gpr.gp import GaussianProcess, Hyperparameters, Prediction
 from mlpotential.backends.gpr.model_file import save_models
 from mlpotential.backends.gpr.train_input import GprInput
@@ -43,10 +43,23 @@ Log = Callable[[str], None]
 
 @dataclass
 class StepReport:
-    """Wall time (s) and peak resident memory of the process (GB) after a step."""
+    """Wall time (s), CPU time of the process (s, all threads: robust to
+    other load on the machine) and peak resident memory of the process (GB)
+    after a step."""
 
     seconds: float
+    cpu_seconds: float
     peak_memory_gb: float
+
+    @staticmethod
+    def clock() -> tuple[float, float]:
+        """The start of a step for :meth:`since`: (wall, CPU) seconds."""
+        return time.perf_counter(), time.process_time()
+
+    @classmethod
+    def since(cls, start: tuple[float, float]) -> StepReport:
+        """The report of a step that began at ``start`` (:meth:`clock`)."""
+        return cls(time.perf_counter() - start[0], time.process_time() - start[1], _peak_memory_gb())
 
 
 @dataclass
@@ -97,9 +110,10 @@ def make_descriptor(settings: GprInput, subset: StructureSubset) -> Descriptor:
 
 
 def train_models(settings: GprInput, subsets: list[StructureSubset], device: str, log: Log) -> list[GaussianProcess]:
-    """One fitted GPR per subset, hyperparameters fitted as asked, prepared
-    for the predictions the run will make."""
-    will_predict = settings.test_file is not None or settings.additional_write
+    """One fitted GPR per subset, hyperparameters fitted as asked. The
+    one-time work of fast predictions with uncertainties (the inverse factor
+    of the Cartesian predictor) is left to the first such prediction: a run
+    that saves the model and predicts nothing does not need it."""
     models = []
     for subset in subsets:
         log(f"Model for {subset.label}: {len(subset)} training structures")
@@ -114,18 +128,12 @@ def train_models(settings: GprInput, subsets: list[StructureSubset], device: str
             prior_constant=None if settings.prior_update else 0.0,
         )
         gp.set_training_data(subset.positions, subset.cells, subset.energies, subset.forces)
-        gp.fit()
-        if settings.fit_scale:
-            fit_scale(gp, log=log)
-        if settings.fit_weight:
-            fit_weight(gp, log=log)
+        fit_hyperparameters(gp, settings.fit_scale, settings.fit_weight, log=log)
         log(
             f"  scale {gp.hyper.scale:.6g}, weight {gp.hyper.weight:.6g}, noise {gp.hyper.noise:g}, "
             f"prior energy {gp.prior_constant:.10g} eV"
             + (f", jitter {gp.jitter_added:.3g} added" if gp.jitter_added else "")
         )
-        if will_predict:
-            gp.prepare(variance=settings.get_variance)
         models.append(gp)
     return models
 
@@ -192,7 +200,7 @@ def run(
     device = settings.device
 
     # ---- train
-    start = time.perf_counter()
+    start = StepReport.clock()
     train_files = resolve_files(settings.train_file, "Train_file", base_dir, settings.source)
     training = read_structures(train_files, settings.file_format)
     require_labels(training, need_forces=True, purpose="training")
@@ -236,11 +244,11 @@ def run(
         forces = [s.forces[i] for s in subsets for i in range(len(s))]
         _write_structures(output_dir / "train_xsf", ordered, energies, forces)
         report.files.append(str(output_dir / "train_xsf"))
-    report.steps["train"] = StepReport(time.perf_counter() - start, _peak_memory_gb())
+    report.steps["train"] = StepReport.since(start)
 
     # ---- test
     if settings.test_file is not None:
-        start = time.perf_counter()
+        start = StepReport.clock()
         test_files = resolve_files(settings.test_file, "Test_file", base_dir, settings.source)
         tests = read_structures(test_files, settings.file_format)
         require_labels(tests, need_forces=True, purpose="the test (reference values)")
@@ -275,11 +283,11 @@ def run(
             ordered = [(s.symbols, s.positions, s.cell if s.periodic else None) for s in tests]
             _write_structures(output_dir / "test_xsf", ordered, energies, forces)
             report.files.append(str(output_dir / "test_xsf"))
-        report.steps["test"] = StepReport(time.perf_counter() - start, _peak_memory_gb())
+        report.steps["test"] = StepReport.since(start)
 
     # ---- augment
     if settings.additional_write:
-        start = time.perf_counter()
+        start = StepReport.clock()
         seed = (
             settings.random_seed if settings.random_seed is not None else int(np.random.SeedSequence().entropy % 2**63)
         )
@@ -306,7 +314,7 @@ def run(
         _write_structures(output_dir / "additional_xsf", ordered, energies, forces)
         report.files.append(str(output_dir / "additional_xsf"))
         report.augmented_structures = offset
-        report.steps["augmentation"] = StepReport(time.perf_counter() - start, _peak_memory_gb())
+        report.steps["augmentation"] = StepReport.since(start)
 
     (output_dir / "gpr_report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
     return report
@@ -330,7 +338,7 @@ def format_report(report: GprReport) -> str:
             lines.append(f"  mean energy uncertainty     {report.mean_energy_std:.6g} eV")
     if report.augmented_structures:
         lines.append(f"augmented structures: {report.augmented_structures} (random seed {report.random_seed})")
-    lines.append("step            time (s)   peak memory (GB)")
+    lines.append("step            time (s)   CPU time (s)   peak memory (GB)")
     for name, step in report.steps.items():
-        lines.append(f"  {name:<13} {step.seconds:9.3f}   {step.peak_memory_gb:9.3f}")
+        lines.append(f"  {name:<13} {step.seconds:9.3f}   {step.cpu_seconds:12.3f}   {step.peak_memory_gb:9.3f}")
     return "\n".join(lines)
