@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.linalg.lapack import dtrtri
 
 ENERGY_TOLERANCE = 1e-9
 """Relative rounding error of a closed-form energy above which the structure
@@ -74,7 +75,8 @@ class CartesianPredictor:
         accurate enough to use (else it is dropped)."""
         exact = torch.linalg.solve_triangular(factor, probes, upper=False)
         inverse = inverse_transposed_factor(factor)
-        self.inverse_error = float(((inverse.T @ probes - exact).norm(dim=0) / exact.norm(dim=0)).max())
+        # W' probes as (probes' W)': W is row-major, W' is not (a product with it would copy it)
+        self.inverse_error = float((((probes.T @ inverse).T - exact).norm(dim=0) / exact.norm(dim=0)).max())
         self.inverse_factor = inverse if self.inverse_error <= INVERSE_ERROR_LIMIT else None
         return self.inverse_factor is not None
 
@@ -111,10 +113,12 @@ class CartesianPredictor:
         # h_y = W_E[y] - g_y / l2 with g_y = W_F[y]' d_y, from d itself (x W_F - X_y W_F
         # would cancel badly where W is large); then v_E = sum_y k_y h_y and
         # v_F,i = sum_y k_y / l2 (d_yi h_y + W_F[y, i])
-        h = torch.bmm(d.transpose(0, 1).contiguous(), w_f)  # (n, B, M)
-        h.mul_(-1.0 / l2).add_(w_e[:, None, :])
-        h = h.transpose(0, 1)  # (B, n, M)
-        v_e = torch.bmm(k[:, None, :], h)[:, 0]
+        h = torch.baddbmm(w_e[:, None, :], d.transpose(0, 1), w_f, alpha=-1.0 / l2)  # (n, B, M)
+        # one product for v_E and the first term of v_F (rows 0 and 1.. of the
+        # weights), reading h once, in place (B, n, M)
+        weights = k[:, None, :] if not force_variance else torch.cat((k[:, None, :], (k_l2[..., None] * d).mT), 1)
+        v = torch.bmm(weights, h.transpose(0, 1))  # (B, 1 or 1 + D, M)
+        v_e = v[:, 0]
         prior_e = self.weight**2
         var_e = prior_e - torch.linalg.vector_norm(v_e, dim=-1) ** 2
         # var = prior - |v|^2 carries an error of about 2 |v|^2 inverse_error
@@ -123,7 +127,7 @@ class CartesianPredictor:
         std_e = var_e.clamp_min(0).sqrt()
         if not force_variance:
             return energy, force, std_e, None, sensitive
-        v_f = torch.bmm((k_l2[..., None] * d).transpose(1, 2), h.contiguous())  # (B, D, M)
+        v_f = v[:, 1:]
         v_f += (k_l2 @ w_f.reshape(n, -1)).view(v_f.shape)
         prior_f = prior_e / l2
         var_f = prior_f - torch.linalg.vector_norm(v_f, dim=-1) ** 2
@@ -145,8 +149,8 @@ def inverse_transposed_factor(factor: torch.Tensor) -> torch.Tensor:
 
 
 def _invert_with_lapack(factor: torch.Tensor) -> None:
-    from scipy.linalg.lapack import dtrtri
-
+    """L^-1 in the storage of the lower triangular CPU ``factor`` L
+    (column-major), by LAPACK's dtrtri in place."""
     fortran = factor.numpy()  # column-major: a Fortran-ordered view, inverted in place
     inverse, info = dtrtri(fortran, lower=1, overwrite_c=1)
     if info != 0 or not np.shares_memory(inverse, fortran):

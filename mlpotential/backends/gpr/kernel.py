@@ -86,19 +86,20 @@ def descriptor_blocks(
     each atomic coordinate, coordinate index = 3 * atom + axis).
     ``center_mask`` (C1, C2) of 0/1 keeps only some centre pairs in the sum
     (atoms of one element)."""
-    l2 = scale**2
-    sq = (
-        (fp1 * fp1).sum(-1)[:, None, :, None]
-        + (fp2 * fp2).sum(-1)[None, :, None, :]
-        - 2 * torch.einsum("xcf,ynf->xycn", fp1, fp2)
-    ).clamp_min(0.0)
-    k = weight**2 * torch.exp(-sq / (2 * l2))  # (a, b, C1, C2)
+    s = torch.tensor(scale, dtype=fp1.dtype, device=fp1.device)
+    l2 = s**2
+    # differences rather than |f1|^2 + |f2|^2 - 2 f1.f2, which loses the leading
+    # digits of nearby features (and the noise term amplifies that); the
+    # operations are aenet-gpr's (norm, then square)
+    diff = fp1[:, None, :, None, :] - fp2[None, :, None, :, :]  # (a, b, C1, C2, F)
+    k = weight**2 * torch.exp(-(torch.linalg.norm(diff, dim=-1) ** 2) / (2 * l2))  # (a, b, C1, C2)
     if center_mask is not None:
         k = k * center_mask
 
     # p1[x,y,c,n,i] = (f1_c - f2_n) . J1_c,i ;  p2[x,y,c,n,j] = (f1_c - f2_n) . J2_n,j
-    p1 = torch.einsum("xcf,xcif->xci", fp1, jac1)[:, None, :, None, :] - torch.einsum("ynf,xcif->xycni", fp2, jac1)
-    p2 = torch.einsum("xcf,ynjf->xycnj", fp1, jac2) - torch.einsum("ynf,ynjf->ynj", fp2, jac2)[None, :, None, :, :]
+    p1 = torch.einsum("xycnf,xcif->xycni", diff, jac1)
+    p2 = torch.einsum("xycnf,ynjf->xycnj", diff, jac2)
+    del diff
 
     ee = k.sum((2, 3))
     fe = torch.einsum("xycn,xycni->xyi", k, p1) / l2

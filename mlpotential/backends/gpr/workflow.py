@@ -1,14 +1,15 @@
 """The three steps of ``mlpotential gpr``: train, test, augment.
 
-Outputs (in the output directory), named as aenet-gpr 3.7.9 names them:
-``energy_test_gpr.npy``, ``force_test_gpr.npy``, ``unc_e_test_gpr.npy``,
-``unc_f_test_gpr.npy``, ``energy_test_reference.npy``,
+Outputs (in the output directory), named and filled as aenet-gpr 3.7.9
+names and fills them: ``energy_test_gpr.npy``, ``force_test_gpr.npy``,
+``unc_e_test_gpr.npy``, ``unc_f_test_gpr.npy``, ``energy_test_reference.npy``,
 ``force_test_reference.npy``; ``*_additional_gpr.npy`` and
 ``additional_xsf/`` for augmentation; ``train_xsf/`` and ``test_xsf/`` when
-asked. Ours: the model file (``Train_model_save``) and ``gpr_report.json``.
-Energies eV, forces eV/Angstrom; uncertainties are predictive standard
-deviations in the same units (aenet-gpr divides the energy one by the
-kernel weight; the two agree when the weight is 1).
+asked. Ours: ``energy_std_{test,additional}_gpr.npy``, the model file
+(``Train_model_save``) and ``gpr_report.json``. Energies eV, forces
+eV/Angstrom; ``unc_f`` and ``energy_std`` are predictive standard deviations
+in those units, ``unc_e`` is aenet-gpr's energy one divided by the kernel
+weight (a ratio; equal to ``energy_std`` in eV when the weight is 1).
 """
 
 from __future__ import annotations
@@ -155,27 +156,55 @@ def gp_label(gp: GaussianProcess) -> str:
     return f"{Atoms(gp.symbols).get_chemical_formula()} ({gp.num_atoms} atoms)"
 
 
+@dataclass
+class Predictions:
+    """Predictions for a list of structures, in its order: energies (n,) eV,
+    forces (n, Nmax, 3) eV/Angstrom (padded with NaN where a structure has
+    fewer atoms than the largest), their predictive standard deviations (eV,
+    eV/Angstrom; None without variance) and the kernel weight (eV) of the
+    model that predicted each structure (n,)."""
+
+    energies: np.ndarray
+    forces: np.ndarray
+    energy_std: np.ndarray | None
+    forces_std: np.ndarray | None
+    weights: np.ndarray
+
+    def uncertainty_files(self, step: str) -> dict[str, np.ndarray]:
+        """The uncertainty files of ``step`` (``test``, ``additional``):
+        aenet-gpr 3.7.9's, under its names (``unc_e``: sigma_E divided by
+        the kernel weight, a ratio; ``unc_f``: sigma_F in eV/Angstrom), and
+        ours, sigma_E in eV (``energy_std``)."""
+        return {
+            f"unc_e_{step}_gpr.npy": self.energy_std / self.weights,
+            f"unc_f_{step}_gpr.npy": self.forces_std,
+            f"energy_std_{step}_gpr.npy": self.energy_std,
+        }
+
+
 def _predict_all(
     models: dict, subsets: list[StructureSubset], count: int, variance: bool, show: bool, description: str, purpose: str
-):
-    """Predictions for structures split into subsets, in the original order.
-    Force arrays are (count, Nmax, 3), padded with NaN where a structure has
-    fewer atoms than the largest."""
+) -> Predictions:
+    """Predictions for structures split into subsets, in the original order."""
     max_atoms = max(s.num_atoms for s in subsets)
-    energies = np.full(count, np.nan)
-    forces = np.full((count, max_atoms, 3), np.nan)
-    energy_std = np.full(count, np.nan) if variance else None
-    forces_std = np.full((count, max_atoms, 3), np.nan) if variance else None
+    result = Predictions(
+        energies=np.full(count, np.nan),
+        forces=np.full((count, max_atoms, 3), np.nan),
+        energy_std=np.full(count, np.nan) if variance else None,
+        forces_std=np.full((count, max_atoms, 3), np.nan) if variance else None,
+        weights=np.full(count, np.nan),
+    )
     with _progress(count, description, show) as bar:
         for subset in subsets:
             gp = _model_for(models, subset, purpose)
-            result: Prediction = gp.predict(subset.positions, subset.cells, variance=variance, progress=bar.update)
-            energies[subset.indices] = result.energies
-            forces[subset.indices, : subset.num_atoms] = result.forces
+            batch: Prediction = gp.predict(subset.positions, subset.cells, variance=variance, progress=bar.update)
+            result.energies[subset.indices] = batch.energies
+            result.forces[subset.indices, : subset.num_atoms] = batch.forces
+            result.weights[subset.indices] = gp.hyper.weight
             if variance:
-                energy_std[subset.indices] = result.energy_std
-                forces_std[subset.indices, : subset.num_atoms] = result.forces_std
-    return energies, forces, energy_std, forces_std
+                result.energy_std[subset.indices] = batch.energy_std
+                result.forces_std[subset.indices, : subset.num_atoms] = batch.forces_std
+    return result
 
 
 def _write_structures(directory: Path, structures, energies, forces) -> None:
@@ -253,9 +282,10 @@ def run(
         tests = read_structures(test_files, settings.file_format)
         require_labels(tests, need_forces=True, purpose="the test (reference values)")
         test_subsets = split_by_composition(tests)
-        energies, forces, energy_std, forces_std = _predict_all(
+        predicted = _predict_all(
             models, test_subsets, len(tests), settings.get_variance, show_progress, "test", "the test"
         )
+        energies, forces = predicted.energies, predicted.forces
         max_atoms = forces.shape[1]
         reference_energies = np.array([s.energy for s in tests])
         reference_forces = np.full((len(tests), max_atoms, 3), np.nan)
@@ -273,9 +303,8 @@ def run(
             "force_test_gpr.npy": forces,
         }
         if settings.get_variance:
-            report.mean_energy_std = float(np.mean(energy_std))
-            outputs["unc_e_test_gpr.npy"] = energy_std
-            outputs["unc_f_test_gpr.npy"] = forces_std
+            report.mean_energy_std = float(np.mean(predicted.energy_std))
+            outputs.update(predicted.uncertainty_files("test"))
         for name, array in outputs.items():
             np.save(output_dir / name, array)
             report.files.append(str(output_dir / name))
@@ -298,13 +327,13 @@ def run(
         for subset in copies:
             subset.indices = np.arange(offset, offset + len(subset))
             offset += len(subset)
-        energies, forces, energy_std, forces_std = _predict_all(
+        predicted = _predict_all(
             models, copies, offset, settings.get_variance, show_progress, "augmentation", "augmentation"
         )
+        energies, forces = predicted.energies, predicted.forces
         outputs = {"energy_additional_gpr.npy": energies, "force_additional_gpr.npy": forces}
         if settings.get_variance:
-            outputs["unc_e_additional_gpr.npy"] = energy_std
-            outputs["unc_f_additional_gpr.npy"] = forces_std
+            outputs.update(predicted.uncertainty_files("additional"))
         for name, array in outputs.items():
             np.save(output_dir / name, array)
             report.files.append(str(output_dir / name))
