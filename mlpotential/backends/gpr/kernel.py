@@ -133,13 +133,20 @@ def assemble(blocks: KernelBlocks) -> torch.Tensor:
     return torch.cat((top, bottom), dim=0)
 
 
+def _force_indices(structures: slice, num_train: int, dim: int) -> slice:
+    """Matrix indices of the forces of training structures ``structures``
+    (after the ``num_train`` energies, D = ``dim`` per structure)."""
+    return slice(num_train + structures.start * dim, num_train + structures.stop * dim)
+
+
 def force_block_view(storage: torch.Tensor, rows: slice, cols: slice, num_train: int, dim: int) -> torch.Tensor:
     """The (a, b, D, D) view of row-major ``storage`` where :func:`store_upper`
-    puts the force-force block of structures ``rows`` against ``cols``
-    (exactly symmetric blocks only, on the diagonal)."""
-    forces1 = slice(num_train + rows.start * dim, num_train + rows.stop * dim)
-    forces2 = slice(num_train + cols.start * dim, num_train + cols.stop * dim)
-    return storage[forces1, forces2].view(len(range(rows.start, rows.stop)), dim, -1, dim).permute(0, 2, 1, 3)
+    puts the force-force block of structures ``rows`` against ``cols``: a
+    block computed there is not copied. For exactly symmetric kernels only
+    (the Cartesian one): on the diagonal, store_upper stores a block's
+    transpose."""
+    block = storage[_force_indices(rows, num_train, dim), _force_indices(cols, num_train, dim)]
+    return block.view(rows.stop - rows.start, dim, cols.stop - cols.start, dim).permute(0, 2, 1, 3)
 
 
 def store_upper(storage: torch.Tensor, blocks: KernelBlocks, rows: slice, cols: slice, num_train: int) -> None:
@@ -154,8 +161,7 @@ def store_upper(storage: torch.Tensor, blocks: KernelBlocks, rows: slice, cols: 
     diagonal of ``storage`` are left as they are (some are written). A force
     block computed in place (:func:`force_block_view`) is not copied."""
     a, b, dim = blocks.fe.shape
-    forces1 = slice(num_train + rows.start * dim, num_train + rows.stop * dim)
-    forces2 = slice(num_train + cols.start * dim, num_train + cols.stop * dim)
+    forces1, forces2 = _force_indices(rows, num_train, dim), _force_indices(cols, num_train, dim)
     # storage[i, j] = K[j, i]: the cov(F1, E2) entries sit below K's diagonal
     storage[cols, forces1].view(b, a, dim).copy_(blocks.fe.permute(1, 0, 2))
     in_place = blocks.ff.data_ptr() == storage[forces1, forces2].data_ptr()
