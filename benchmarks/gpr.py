@@ -61,7 +61,6 @@ RESULTS = REPO / "benchmarks" / "results" / "gpr.json"
 GPR_ANN_RESULTS = REPO / "benchmarks" / "results" / "gpr_ann.json"
 STEPS = ("train", "test", "augmentation")
 FIT_STEP = "train (fitting on)"
-PROGRAMS = ("aenet-gpr", "ours", "baseline")
 TARGET_SPEEDUP = 5.0
 """aenet-gpr time / ours asked of test and augmentation."""
 TRAIN_SPEEDUP = 1.0
