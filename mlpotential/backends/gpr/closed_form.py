@@ -31,7 +31,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+from scipy.linalg.lapack import dtrtri
 
 ENERGY_TOLERANCE = 1e-9
 """Relative rounding error of a closed-form energy above which the structure
@@ -67,25 +69,14 @@ class CartesianPredictor:
 
     def prepare_variance(self, factor: torch.Tensor, probes: torch.Tensor) -> bool:
         """Compute W = L^-T in the storage of the lower Cholesky factor
-        ``factor`` (which it overwrites), block of rows by block of rows: rows
-        s:e of W are the transposed columns s:e of L^-1, whose leading rows
-        are zero and which only need the rows of L from s on, so each block
-        replaces rows of L no longer needed. Its accuracy is measured on the
-        kernel columns ``probes`` (M, p) against triangular solves done
-        before. Returns whether W is accurate enough to use (else it is
-        dropped)."""
-        size = factor.shape[0]
+        ``factor`` (column-major, zero above the diagonal), which it
+        overwrites. Its accuracy is measured on the kernel columns ``probes``
+        (M, p) against triangular solves done before. Returns whether W is
+        accurate enough to use (else it is dropped)."""
         exact = torch.linalg.solve_triangular(factor, probes, upper=False)
-        step = max(64, min(size, 512))
-        for start in range(0, size, step):
-            stop = min(start + step, size)
-            identity = torch.zeros((size - start, stop - start), dtype=factor.dtype, device=factor.device)
-            identity[: stop - start].fill_diagonal_(1.0)
-            block = torch.linalg.solve_triangular(factor[start:, start:], identity, upper=False)
-            factor[start:stop, :start] = 0.0
-            factor[start:stop, start:] = block.T
-        inverse = factor
-        self.inverse_error = float(((inverse.T @ probes - exact).norm(dim=0) / exact.norm(dim=0)).max())
+        inverse = inverse_transposed_factor(factor)
+        # W' probes as (probes' W)': W is row-major, W' is not (a product with it would copy it)
+        self.inverse_error = float((((probes.T @ inverse).T - exact).norm(dim=0) / exact.norm(dim=0)).max())
         self.inverse_factor = inverse if self.inverse_error <= INVERSE_ERROR_LIMIT else None
         return self.inverse_factor is not None
 
@@ -122,10 +113,12 @@ class CartesianPredictor:
         # h_y = W_E[y] - g_y / l2 with g_y = W_F[y]' d_y, from d itself (x W_F - X_y W_F
         # would cancel badly where W is large); then v_E = sum_y k_y h_y and
         # v_F,i = sum_y k_y / l2 (d_yi h_y + W_F[y, i])
-        h = torch.bmm(d.transpose(0, 1).contiguous(), w_f)  # (n, B, M)
-        h.mul_(-1.0 / l2).add_(w_e[:, None, :])
-        h = h.transpose(0, 1)  # (B, n, M)
-        v_e = torch.bmm(k[:, None, :], h)[:, 0]
+        h = torch.baddbmm(w_e[:, None, :], d.transpose(0, 1), w_f, alpha=-1.0 / l2)  # (n, B, M)
+        # one product for v_E and the first term of v_F (rows 0 and 1.. of the
+        # weights), reading h once, in place (B, n, M)
+        weights = k[:, None, :] if not force_variance else torch.cat((k[:, None, :], (k_l2[..., None] * d).mT), 1)
+        v = torch.bmm(weights, h.transpose(0, 1))  # (B, 1 or 1 + D, M)
+        v_e = v[:, 0]
         prior_e = self.weight**2
         var_e = prior_e - torch.linalg.vector_norm(v_e, dim=-1) ** 2
         # var = prior - |v|^2 carries an error of about 2 |v|^2 inverse_error
@@ -134,9 +127,45 @@ class CartesianPredictor:
         std_e = var_e.clamp_min(0).sqrt()
         if not force_variance:
             return energy, force, std_e, None, sensitive
-        v_f = torch.bmm((k_l2[..., None] * d).transpose(1, 2), h.contiguous())  # (B, D, M)
+        v_f = v[:, 1:]
         v_f += (k_l2 @ w_f.reshape(n, -1)).view(v_f.shape)
         prior_f = prior_e / l2
         var_f = prior_f - torch.linalg.vector_norm(v_f, dim=-1) ** 2
         sensitive |= (var_f < floor * prior_f).any(1)
         return energy, force, std_e, var_f.clamp_min(0).sqrt(), sensitive
+
+
+def inverse_transposed_factor(factor: torch.Tensor) -> torch.Tensor:
+    """W = L^-T as a row-major tensor, computed in the storage of the lower
+    triangular ``factor`` L (column-major, zero above the diagonal), which it
+    overwrites with L^-1 (W is its transposed view). On the CPU by LAPACK's
+    triangular inverse (dtrtri, M^3 / 3 operations) in place; on other
+    devices block column by block column with triangular solves."""
+    if factor.device.type == "cpu":
+        _invert_with_lapack(factor)
+    else:
+        invert_by_blocks(factor)
+    return factor.mT
+
+
+def _invert_with_lapack(factor: torch.Tensor) -> None:
+    """L^-1 in the storage of the lower triangular CPU ``factor`` L
+    (column-major), by LAPACK's dtrtri in place."""
+    fortran = factor.numpy()  # column-major: a Fortran-ordered view, inverted in place
+    inverse, info = dtrtri(fortran, lower=1, overwrite_c=1)
+    if info != 0 or not np.shares_memory(inverse, fortran):
+        raise RuntimeError(f"LAPACK dtrtri did not invert the Cholesky factor in place (info {info})")
+
+
+def invert_by_blocks(factor: torch.Tensor) -> None:
+    """L^-1 in the storage of the lower triangular ``factor`` L (zero above
+    the diagonal): columns s:e of L^-1 solve L[s:, s:] X = I[s:, s:e] (their
+    rows above s are zero), and only need the columns of L from s on, so each
+    block replaces columns of L no longer needed."""
+    size = factor.shape[0]
+    step = max(64, min(size, 512))
+    for start in range(0, size, step):
+        stop = min(start + step, size)
+        identity = torch.zeros((size - start, stop - start), dtype=factor.dtype, device=factor.device)
+        identity[: stop - start].fill_diagonal_(1.0)
+        factor[start:, start:stop] = torch.linalg.solve_triangular(factor[start:, start:], identity, upper=False)

@@ -78,7 +78,11 @@ class CartesianDescriptor(Descriptor):
 class SoapSettings:
     """DScribe SOAP parameters with aenet-gpr 3.7.9's defaults. ``centers``:
     fixed points (Angstrom) where the spectra are taken; None = at every atom.
-    ``n_jobs``: DScribe's worker processes."""
+    ``n_jobs``: DScribe's worker processes. ``attach`` (centres at the atoms
+    only): True, a centre moves with its atom in the Jacobians (DScribe's
+    ``attach=True``), so predicted forces are minus the gradient of the
+    predicted energy; False, the centres are held still, as aenet-gpr 3.7.9
+    does (its forces are then not energy gradients; for comparisons)."""
 
     r_cut: float = 5.0
     n_max: int = 6
@@ -88,6 +92,7 @@ class SoapSettings:
     centers: tuple[tuple[float, float, float], ...] | None = None
     method: str = "numerical"
     n_jobs: int = 1
+    attach: bool = True
 
 
 class SoapDescriptor(Descriptor):
@@ -137,6 +142,9 @@ class SoapDescriptor(Descriptor):
             centers=centers_arg,
             method=self.soap_settings.method,
             return_descriptor=True,
+            # fixed points stay where they are (DScribe 2.1's attach=True
+            # also moves them, wrongly, in periodic cells)
+            attach=self.soap_settings.attach and centers is None,
             n_jobs=self.soap_settings.n_jobs,
         )
         jacobian = np.asarray(jacobian, dtype=np.float64)
@@ -241,6 +249,8 @@ def descriptor_from_settings(settings: dict[str, Any]) -> Descriptor:
             centers=None if centers is None else tuple(tuple(float(v) for v in c) for c in centers),
             method=str(settings["method"]),
             n_jobs=int(settings["n_jobs"]),
+            # files written before the switch existed held the centres still
+            attach=bool(settings.get("attach", False)),
         )
         return SoapDescriptor(soap, tuple(settings["species"]), bool(settings["periodic"]))
     if kind == SymmetryFunctionDescriptor.kind:

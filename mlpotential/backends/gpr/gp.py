@@ -17,14 +17,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from mlpotential.backends.gpr.closed_form import CartesianPredictor
 from mlpotential.backends.gpr.descriptors import Descriptor
-from mlpotential.backends.gpr.kernel import KernelBlocks, assemble, block_size, cartesian_blocks, descriptor_blocks
+from mlpotential.backends.gpr.kernel import (
+    KernelBlocks,
+    assemble,
+    block_size,
+    cartesian_blocks,
+    descriptor_blocks,
+    force_block_view,
+    store_upper,
+)
 
 
 class IllConditionedError(ValueError):
@@ -93,6 +101,7 @@ class GaussianProcess:
         self._alpha: torch.Tensor | None = None
         self._closed_form: CartesianPredictor | None = None
         self._variance_ready: bool | None = None
+        self._fitted_with: Hyperparameters | None = None
         species = descriptor.center_species(self.symbols)
         self._center_mask = None
         if species is not None:
@@ -130,10 +139,12 @@ class GaussianProcess:
             return 8 * self.dim * self.dim
         return 2 * self.descriptor.feature_bytes_per_structure(self.num_atoms)
 
-    def _blocks(self, first, second) -> KernelBlocks:
+    def _blocks(self, first, second, ff_out: torch.Tensor | None = None) -> KernelBlocks:
+        """Kernel blocks of two batches of features; ``ff_out``: where to
+        compute the Cartesian force-force block."""
         scale, weight = self.hyper.scale, self.hyper.weight
         if self.descriptor.cartesian:
-            return cartesian_blocks(first[0], second[0], scale, weight)
+            return cartesian_blocks(first[0], second[0], scale, weight, ff_out)
         return descriptor_blocks(first[0], first[1], second[0], second[1], scale, weight, self._center_mask)
 
     @staticmethod
@@ -155,24 +166,26 @@ class GaussianProcess:
         self._targets = torch.cat((energies_t.reshape(-1), forces_t.reshape(-1)))
         self._features = self._structure_features(self.train_positions, self.train_cells)
 
-    def covariance(self) -> torch.Tensor:
-        """The training covariance matrix without noise, built block by block
-        (aenet-gpr's layout: energies first, then forces)."""
-        n, dim = self.num_train, self.dim
-        size = n * (1 + dim)
-        matrix = torch.empty((size, size), dtype=torch.float64, device=self.device)
+    def _noisy_covariance(self) -> torch.Tensor:
+        """The training covariance plus the noise, in aenet-gpr's layout
+        (energies first, then forces), built block by block as the lower
+        triangle of a column-major (M, M) matrix (``storage.mT``, see
+        :func:`store_upper`): what a lower Cholesky factorisation reads, in
+        the layout LAPACK factorises in place. Entries above the diagonal are
+        undefined."""
+        n = self.num_train
+        size = self.num_observations
+        storage = torch.empty((size, size), dtype=torch.float64, device=self.device)
         step = block_size(self.batch_size, self._pair_bytes())
         for rows in _batches(n, step):
-            row_index = self._index(rows, n, dim)
             first = self._take(self._features, rows)
             for cols in _batches(n, step):
-                if cols.start < rows.start:
-                    continue
-                col_index = self._index(cols, n, dim)
-                block = assemble(self._blocks(first, self._take(self._features, cols)))
-                matrix[row_index[:, None], col_index] = block
-                if cols.start != rows.start:
-                    matrix[col_index[:, None], row_index] = block.T
+                if cols.start >= rows.start:
+                    # Cartesian force blocks are exactly symmetric: computed where they are stored
+                    ff_out = force_block_view(storage, rows, cols, n, self.dim) if self.descriptor.cartesian else None
+                    store_upper(storage, self._blocks(first, self._take(self._features, cols), ff_out), rows, cols, n)
+        matrix = storage.mT
+        matrix.diagonal().add_(self._noise_diagonal())
         return matrix
 
     def _index(self, rows: slice, n: int, dim: int) -> torch.Tensor:
@@ -185,7 +198,7 @@ class GaussianProcess:
         """Factorise the covariance, fit the constant prior, solve for the
         weights."""
         n = self.num_train
-        factor = self._factorize()
+        factor, self.jitter_added = self._factorize()
         self._factor = factor
         self._closed_form = None
         self._variance_ready = None
@@ -193,39 +206,44 @@ class GaussianProcess:
         unit[:n] = 1.0
         if self.fixed_prior is None:
             # the constant m maximising the likelihood: (u' K^-1 y) / (u' K^-1 u)
-            kinv_u = torch.cholesky_solve(unit[:, None], factor)[:, 0]
+            kinv_u = cholesky_solve(factor, unit[:, None])[:, 0]
             self.prior_constant = float(kinv_u @ self._targets / (kinv_u @ unit))
         residual = self._targets - self.prior_constant * unit
-        self._alpha = torch.cholesky_solve(residual[:, None], factor)[:, 0]
+        self._alpha = cholesky_solve(factor, residual[:, None])[:, 0]
+        self._fitted_with = replace(self.hyper)
 
-    def _factorize(self) -> torch.Tensor:
-        """The lower Cholesky factor of the noisy covariance, computed in
-        place; when it is not numerically positive definite, with aenet-gpr's
-        remedy, a jitter of about 4 machine epsilons of the trace."""
+    def is_fitted(self) -> bool:
+        """Whether the model is fitted with its current hyperparameters."""
+        return self._fitted_with == self.hyper
+
+    def ensure_fitted(self) -> None:
+        """Fit unless the model is fitted with its current hyperparameters."""
+        if not self.is_fitted():
+            self.fit()
+
+    def _factorize(self) -> tuple[torch.Tensor, float]:
+        """The lower Cholesky factor of the noisy covariance (column-major,
+        computed in place, zero above the diagonal) and the jitter added to
+        its diagonal: none, or when the matrix is not numerically positive
+        definite, aenet-gpr's remedy, about 4 machine epsilons of the trace."""
         matrix = self._noisy_covariance()
-        trace = torch.sum(torch.diag(matrix))
+        trace = torch.sum(matrix.diagonal())
         info = torch.zeros((), dtype=torch.int32, device=self.device)
         torch.linalg.cholesky_ex(matrix, out=(matrix, info))
-        self.jitter_added = 0.0
+        if int(info) == 0:
+            return matrix, 0.0
+        eps = torch.finfo(torch.float64).eps
+        jitter = trace * (1 / (1 / (4.0 * eps) - 1))
+        matrix = self._noisy_covariance()  # the failed factorisation overwrote it
+        matrix.diagonal().add_(jitter)
+        torch.linalg.cholesky_ex(matrix, out=(matrix, info))
         if int(info) != 0:
-            eps = torch.finfo(torch.float64).eps
-            jitter = trace * (1 / (1 / (4.0 * eps) - 1))
-            matrix = self._noisy_covariance()  # the failed factorisation overwrote it
-            matrix.diagonal().add_(jitter)
-            self.jitter_added = float(jitter)
-            torch.linalg.cholesky_ex(matrix, out=(matrix, info))
-            if int(info) != 0:
-                raise IllConditionedError(
-                    f"the covariance of the {self.num_train} training structures ({self.describe()}) is not "
-                    "positive definite even with jitter: near-duplicate structures? "
-                    "(try 'Filter True' or a larger noise)"
-                )
-        return matrix
-
-    def _noisy_covariance(self) -> torch.Tensor:
-        matrix = self.covariance()
-        matrix.diagonal().add_(self._noise_diagonal())
-        return matrix
+            raise IllConditionedError(
+                f"the covariance of the {self.num_train} training structures ({self.describe()}) is not "
+                "positive definite even with jitter: near-duplicate structures? "
+                "(try 'Filter True' or a larger noise)"
+            )
+        return matrix, float(jitter)
 
     def _noise_diagonal(self) -> torch.Tensor:
         """Noise variances for the diagonal. ``per_observation``: energy
@@ -386,7 +404,7 @@ class GaussianProcess:
             return energy, force
         if not force_variance:
             cross = cross[:count]
-        explained = torch.matmul(cross, torch.cholesky_solve(cross.T.clone(), self._cholesky())).diagonal()
+        explained = torch.matmul(cross, cholesky_solve(self._cholesky(), cross.T)).diagonal()
         prior_var = torch.empty(cross.shape[0], dtype=torch.float64, device=self.device)
         for i in range(count):
             single = self._take(features, slice(i, i + 1))
@@ -403,8 +421,16 @@ class GaussianProcess:
         if self._alpha is None:
             raise RuntimeError("the model is not fitted")
         if self._factor is None:
-            self._factor = self._factorize()
+            self._factor, _ = self._factorize()
         return self._factor
+
+
+def cholesky_solve(factor: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """K^-1 rhs for rhs (M, k) and the lower Cholesky factor of K, by two
+    triangular solves: the two of LAPACK's potrs, bit for bit, without the
+    copy of the (M, M) factor that torch.cholesky_solve makes."""
+    half = torch.linalg.solve_triangular(factor, rhs, upper=False)
+    return torch.linalg.solve_triangular(factor.mT, half, upper=True)
 
 
 def _grouped(batches: list[slice], size: int) -> Iterator[list[slice]]:

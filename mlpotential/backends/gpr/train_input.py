@@ -114,6 +114,7 @@ _SOAP: dict[str, tuple[str, type]] = {
     "soap_sigma": ("sigma", float),
     "soap_rbf": ("rbf", str),
     "soap_n_jobs": ("n_jobs", int),
+    "soap_attach": ("attach", bool),
 }
 _SYMMETRY_FUNCTIONS: dict[str, tuple[str, type]] = {
     "sf_cutoff": ("cutoff", float),

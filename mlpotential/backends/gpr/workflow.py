@@ -1,14 +1,15 @@
 """The three steps of ``mlpotential gpr``: train, test, augment.
 
-Outputs (in the output directory), named as aenet-gpr 3.7.9 names them:
-``energy_test_gpr.npy``, ``force_test_gpr.npy``, ``unc_e_test_gpr.npy``,
-``unc_f_test_gpr.npy``, ``energy_test_reference.npy``,
+Outputs (in the output directory), named and filled as aenet-gpr 3.7.9
+names and fills them: ``energy_test_gpr.npy``, ``force_test_gpr.npy``,
+``unc_e_test_gpr.npy``, ``unc_f_test_gpr.npy``, ``energy_test_reference.npy``,
 ``force_test_reference.npy``; ``*_additional_gpr.npy`` and
 ``additional_xsf/`` for augmentation; ``train_xsf/`` and ``test_xsf/`` when
-asked. Ours: the model file (``Train_model_save``) and ``gpr_report.json``.
-Energies eV, forces eV/Angstrom; uncertainties are predictive standard
-deviations in the same units (aenet-gpr divides the energy one by the
-kernel weight; the two agree when the weight is 1).
+asked. Ours: ``energy_std_{test,additional}_gpr.npy``, the model file
+(``Train_model_save``) and ``gpr_report.json``. Energies eV, forces
+eV/Angstrom; ``unc_f`` and ``energy_std`` are predictive standard deviations
+in those units, ``unc_e`` is aenet-gpr's energy one divided by the kernel
+weight (a ratio; equal to ``energy_std`` in eV when the weight is 1).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from mlpotential.backends.gpr.descriptors import (
     SoapDescriptor,
     SymmetryFunctionDescriptor,
 )
-from mlpotential.backends.gpr.fitting import filter_near_duplicates, fit_scale, fit_weight
+from mlpotential.backends.gpr.fitting import filter_near_duplicates, fit_hyperparameters
 from mlpotential.backends.gpr.gp import GaussianProcess, Hyperparameters, Prediction
 from mlpotential.backends.gpr.model_file import save_models
 from mlpotential.backends.gpr.train_input import GprInput
@@ -43,10 +44,23 @@ Log = Callable[[str], None]
 
 @dataclass
 class StepReport:
-    """Wall time (s) and peak resident memory of the process (GB) after a step."""
+    """Wall time (s), CPU time of the process (s, all threads: robust to
+    other load on the machine) and peak resident memory of the process (GB)
+    after a step."""
 
     seconds: float
+    cpu_seconds: float
     peak_memory_gb: float
+
+    @staticmethod
+    def clock() -> tuple[float, float]:
+        """The start of a step for :meth:`since`: (wall, CPU) seconds."""
+        return time.perf_counter(), time.process_time()
+
+    @classmethod
+    def since(cls, start: tuple[float, float]) -> StepReport:
+        """The report of a step that began at ``start`` (:meth:`clock`)."""
+        return cls(time.perf_counter() - start[0], time.process_time() - start[1], _peak_memory_gb())
 
 
 @dataclass
@@ -97,9 +111,10 @@ def make_descriptor(settings: GprInput, subset: StructureSubset) -> Descriptor:
 
 
 def train_models(settings: GprInput, subsets: list[StructureSubset], device: str, log: Log) -> list[GaussianProcess]:
-    """One fitted GPR per subset, hyperparameters fitted as asked, prepared
-    for the predictions the run will make."""
-    will_predict = settings.test_file is not None or settings.additional_write
+    """One fitted GPR per subset, hyperparameters fitted as asked. The
+    one-time work of fast predictions with uncertainties (the inverse factor
+    of the Cartesian predictor) is left to the first such prediction: a run
+    that saves the model and predicts nothing does not need it."""
     models = []
     for subset in subsets:
         log(f"Model for {subset.label}: {len(subset)} training structures")
@@ -114,18 +129,12 @@ def train_models(settings: GprInput, subsets: list[StructureSubset], device: str
             prior_constant=None if settings.prior_update else 0.0,
         )
         gp.set_training_data(subset.positions, subset.cells, subset.energies, subset.forces)
-        gp.fit()
-        if settings.fit_scale:
-            fit_scale(gp, log=log)
-        if settings.fit_weight:
-            fit_weight(gp, log=log)
+        fit_hyperparameters(gp, settings.fit_scale, settings.fit_weight, log=log)
         log(
             f"  scale {gp.hyper.scale:.6g}, weight {gp.hyper.weight:.6g}, noise {gp.hyper.noise:g}, "
             f"prior energy {gp.prior_constant:.10g} eV"
             + (f", jitter {gp.jitter_added:.3g} added" if gp.jitter_added else "")
         )
-        if will_predict:
-            gp.prepare(variance=settings.get_variance)
         models.append(gp)
     return models
 
@@ -147,27 +156,55 @@ def gp_label(gp: GaussianProcess) -> str:
     return f"{Atoms(gp.symbols).get_chemical_formula()} ({gp.num_atoms} atoms)"
 
 
+@dataclass
+class Predictions:
+    """Predictions for a list of structures, in its order: energies (n,) eV,
+    forces (n, Nmax, 3) eV/Angstrom (padded with NaN where a structure has
+    fewer atoms than the largest), their predictive standard deviations (eV,
+    eV/Angstrom; None without variance) and the kernel weight (eV) of the
+    model that predicted each structure (n,)."""
+
+    energies: np.ndarray
+    forces: np.ndarray
+    energy_std: np.ndarray | None
+    forces_std: np.ndarray | None
+    weights: np.ndarray
+
+    def uncertainty_files(self, step: str) -> dict[str, np.ndarray]:
+        """The uncertainty files of ``step`` (``test``, ``additional``):
+        aenet-gpr 3.7.9's, under its names (``unc_e``: sigma_E divided by
+        the kernel weight, a ratio; ``unc_f``: sigma_F in eV/Angstrom), and
+        ours, sigma_E in eV (``energy_std``)."""
+        return {
+            f"unc_e_{step}_gpr.npy": self.energy_std / self.weights,
+            f"unc_f_{step}_gpr.npy": self.forces_std,
+            f"energy_std_{step}_gpr.npy": self.energy_std,
+        }
+
+
 def _predict_all(
     models: dict, subsets: list[StructureSubset], count: int, variance: bool, show: bool, description: str, purpose: str
-):
-    """Predictions for structures split into subsets, in the original order.
-    Force arrays are (count, Nmax, 3), padded with NaN where a structure has
-    fewer atoms than the largest."""
+) -> Predictions:
+    """Predictions for structures split into subsets, in the original order."""
     max_atoms = max(s.num_atoms for s in subsets)
-    energies = np.full(count, np.nan)
-    forces = np.full((count, max_atoms, 3), np.nan)
-    energy_std = np.full(count, np.nan) if variance else None
-    forces_std = np.full((count, max_atoms, 3), np.nan) if variance else None
+    result = Predictions(
+        energies=np.full(count, np.nan),
+        forces=np.full((count, max_atoms, 3), np.nan),
+        energy_std=np.full(count, np.nan) if variance else None,
+        forces_std=np.full((count, max_atoms, 3), np.nan) if variance else None,
+        weights=np.full(count, np.nan),
+    )
     with _progress(count, description, show) as bar:
         for subset in subsets:
             gp = _model_for(models, subset, purpose)
-            result: Prediction = gp.predict(subset.positions, subset.cells, variance=variance, progress=bar.update)
-            energies[subset.indices] = result.energies
-            forces[subset.indices, : subset.num_atoms] = result.forces
+            batch: Prediction = gp.predict(subset.positions, subset.cells, variance=variance, progress=bar.update)
+            result.energies[subset.indices] = batch.energies
+            result.forces[subset.indices, : subset.num_atoms] = batch.forces
+            result.weights[subset.indices] = gp.hyper.weight
             if variance:
-                energy_std[subset.indices] = result.energy_std
-                forces_std[subset.indices, : subset.num_atoms] = result.forces_std
-    return energies, forces, energy_std, forces_std
+                result.energy_std[subset.indices] = batch.energy_std
+                result.forces_std[subset.indices, : subset.num_atoms] = batch.forces_std
+    return result
 
 
 def _write_structures(directory: Path, structures, energies, forces) -> None:
@@ -192,7 +229,7 @@ def run(
     device = settings.device
 
     # ---- train
-    start = time.perf_counter()
+    start = StepReport.clock()
     train_files = resolve_files(settings.train_file, "Train_file", base_dir, settings.source)
     training = read_structures(train_files, settings.file_format)
     require_labels(training, need_forces=True, purpose="training")
@@ -236,18 +273,19 @@ def run(
         forces = [s.forces[i] for s in subsets for i in range(len(s))]
         _write_structures(output_dir / "train_xsf", ordered, energies, forces)
         report.files.append(str(output_dir / "train_xsf"))
-    report.steps["train"] = StepReport(time.perf_counter() - start, _peak_memory_gb())
+    report.steps["train"] = StepReport.since(start)
 
     # ---- test
     if settings.test_file is not None:
-        start = time.perf_counter()
+        start = StepReport.clock()
         test_files = resolve_files(settings.test_file, "Test_file", base_dir, settings.source)
         tests = read_structures(test_files, settings.file_format)
         require_labels(tests, need_forces=True, purpose="the test (reference values)")
         test_subsets = split_by_composition(tests)
-        energies, forces, energy_std, forces_std = _predict_all(
+        predicted = _predict_all(
             models, test_subsets, len(tests), settings.get_variance, show_progress, "test", "the test"
         )
+        energies, forces = predicted.energies, predicted.forces
         max_atoms = forces.shape[1]
         reference_energies = np.array([s.energy for s in tests])
         reference_forces = np.full((len(tests), max_atoms, 3), np.nan)
@@ -265,9 +303,8 @@ def run(
             "force_test_gpr.npy": forces,
         }
         if settings.get_variance:
-            report.mean_energy_std = float(np.mean(energy_std))
-            outputs["unc_e_test_gpr.npy"] = energy_std
-            outputs["unc_f_test_gpr.npy"] = forces_std
+            report.mean_energy_std = float(np.mean(predicted.energy_std))
+            outputs.update(predicted.uncertainty_files("test"))
         for name, array in outputs.items():
             np.save(output_dir / name, array)
             report.files.append(str(output_dir / name))
@@ -275,11 +312,11 @@ def run(
             ordered = [(s.symbols, s.positions, s.cell if s.periodic else None) for s in tests]
             _write_structures(output_dir / "test_xsf", ordered, energies, forces)
             report.files.append(str(output_dir / "test_xsf"))
-        report.steps["test"] = StepReport(time.perf_counter() - start, _peak_memory_gb())
+        report.steps["test"] = StepReport.since(start)
 
     # ---- augment
     if settings.additional_write:
-        start = time.perf_counter()
+        start = StepReport.clock()
         seed = (
             settings.random_seed if settings.random_seed is not None else int(np.random.SeedSequence().entropy % 2**63)
         )
@@ -290,13 +327,13 @@ def run(
         for subset in copies:
             subset.indices = np.arange(offset, offset + len(subset))
             offset += len(subset)
-        energies, forces, energy_std, forces_std = _predict_all(
+        predicted = _predict_all(
             models, copies, offset, settings.get_variance, show_progress, "augmentation", "augmentation"
         )
+        energies, forces = predicted.energies, predicted.forces
         outputs = {"energy_additional_gpr.npy": energies, "force_additional_gpr.npy": forces}
         if settings.get_variance:
-            outputs["unc_e_additional_gpr.npy"] = energy_std
-            outputs["unc_f_additional_gpr.npy"] = forces_std
+            outputs.update(predicted.uncertainty_files("additional"))
         for name, array in outputs.items():
             np.save(output_dir / name, array)
             report.files.append(str(output_dir / name))
@@ -306,7 +343,7 @@ def run(
         _write_structures(output_dir / "additional_xsf", ordered, energies, forces)
         report.files.append(str(output_dir / "additional_xsf"))
         report.augmented_structures = offset
-        report.steps["augmentation"] = StepReport(time.perf_counter() - start, _peak_memory_gb())
+        report.steps["augmentation"] = StepReport.since(start)
 
     (output_dir / "gpr_report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
     return report
@@ -330,7 +367,7 @@ def format_report(report: GprReport) -> str:
             lines.append(f"  mean energy uncertainty     {report.mean_energy_std:.6g} eV")
     if report.augmented_structures:
         lines.append(f"augmented structures: {report.augmented_structures} (random seed {report.random_seed})")
-    lines.append("step            time (s)   peak memory (GB)")
+    lines.append("step            time (s)   CPU time (s)   peak memory (GB)")
     for name, step in report.steps.items():
-        lines.append(f"  {name:<13} {step.seconds:9.3f}   {step.peak_memory_gb:9.3f}")
+        lines.append(f"  {name:<13} {step.seconds:9.3f}   {step.cpu_seconds:12.3f}   {step.peak_memory_gb:9.3f}")
     return "\n".join(lines)

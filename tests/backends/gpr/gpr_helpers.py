@@ -63,6 +63,27 @@ def run_ours(workdir: Path, train_in: str, *extra: str) -> subprocess.CompletedP
     )
 
 
+def write_emt_cu8(folder: Path, count: int, seed: int, displacement: float) -> Path:
+    """``count`` periodic Cu8 cells (two cubic fcc cells side by side, a = 3.61
+    Angstrom, shorter than the SOAP cutoff) with Gaussian displacements of
+    standard deviation ``displacement`` (Angstrom), labelled by ASE's EMT (eV,
+    eV/Angstrom), as XSF files ``folder/file_0000.xsf``, ...; returns ``folder``."""
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+
+    from mlpotential.atomistic.xsf import write_xsf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    base = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((2, 1, 1))
+    rng = np.random.default_rng(seed)
+    for number in range(count):
+        atoms = base.copy()
+        atoms.positions += rng.normal(0.0, displacement, atoms.positions.shape)
+        atoms.calc = EMT()
+        write_xsf(folder / f"file_{number:04d}.xsf", atoms, atoms.get_potential_energy(), atoms.get_forces())
+    return folder
+
+
 def load_outputs(workdir: Path) -> dict[str, np.ndarray]:
     return {name: np.load(workdir / f"{name}.npy") for name in AENET_OUTPUTS if (workdir / f"{name}.npy").exists()}
 

@@ -12,15 +12,20 @@ import numpy as np
 import pytest
 import torch
 from ase.build import molecule
+from gpr_helpers import write_emt_cu8
 
 from mlpotential.atomistic.structures import DataError, Structure, read_structures
+from mlpotential.backends.gpr.closed_form import inverse_transposed_factor, invert_by_blocks
 from mlpotential.backends.gpr.dataset import split_by_composition
 from mlpotential.backends.gpr.descriptors import (
     CartesianDescriptor,
+    SoapDescriptor,
+    SoapSettings,
     SymmetryFunctionDescriptor,
     SymmetryFunctionSettings,
+    descriptor_from_settings,
 )
-from mlpotential.backends.gpr.fitting import filter_near_duplicates, fit_scale, fit_weight
+from mlpotential.backends.gpr.fitting import filter_near_duplicates, fit_hyperparameters, fit_scale, fit_weight
 from mlpotential.backends.gpr.gp import GaussianProcess, Hyperparameters
 from mlpotential.backends.gpr.kernel import assemble, cartesian_blocks
 
@@ -273,3 +278,95 @@ def test_symmetry_function_gpr_forces_are_minus_the_energy_gradient() -> None:
         assert -(energies_shifted[0] - energies_shifted[1]) / (2 * step) == pytest.approx(
             predicted.forces[0, atom, axis], rel=1e-5, abs=1e-6
         )
+
+
+def force_gradient_mismatch(gp: GaussianProcess, positions: np.ndarray, cell: np.ndarray, step: float = 1e-4) -> float:
+    """Largest |F - (-dE/dx)| (eV/Angstrom) of the predicted force against
+    central differences of the predicted energy, for a few coordinates of
+    one structure (N, 3) Angstrom in ``cell``."""
+    forces = gp.predict(positions[None], cell[None], variance=False).forces[0]
+    worst = 0.0
+    for atom, axis in [(0, 0), (3, 1), (6, 2)]:
+        displaced = np.stack([positions, positions])
+        displaced[0, atom, axis] += step
+        displaced[1, atom, axis] -= step
+        energies = gp.predict(displaced, np.stack([cell, cell]), variance=False).energies
+        worst = max(worst, abs(-(energies[0] - energies[1]) / (2 * step) - forces[atom, axis]))
+    return worst
+
+
+def test_soap_gpr_forces_are_minus_the_gradient_of_the_predicted_energy(tmp_path: Path) -> None:
+    """SOAP at the atoms (aenet-gpr's default) on periodic Cu8 cells: the
+    centres move with their atoms in the Jacobians, so the predicted force
+    is minus the gradient of the predicted energy (MD and optimisation with
+    Backend GPR conserve energy). With the centres held still, as aenet-gpr
+    3.7.9 holds them (``attach=False``), it is off by 0.1 eV/Angstrom here."""
+    (train,) = split_by_composition(read_structures(sorted(write_emt_cu8(tmp_path / "train", 6, 11, 0.08).glob("*"))))
+    (start,) = split_by_composition(read_structures(sorted(write_emt_cu8(tmp_path / "start", 1, 12, 0.08).glob("*"))))
+
+    def fitted(settings: SoapSettings) -> GaussianProcess:
+        descriptor = SoapDescriptor(settings, train.symbols, periodic=True)
+        gp = GaussianProcess(descriptor, train.symbols, Hyperparameters(scale=0.4), batch_size=3)
+        gp.set_training_data(train.positions, train.cells, train.energies, train.forces)
+        gp.fit()
+        return gp
+
+    assert force_gradient_mismatch(fitted(SoapSettings()), start.positions[0], start.cells[0]) < 1e-5
+    assert force_gradient_mismatch(fitted(SoapSettings(attach=False)), start.positions[0], start.cells[0]) > 1e-2
+
+
+def test_soap_attach_is_kept_in_model_files_and_absent_means_held_still() -> None:
+    """The switch travels in the descriptor settings of a model file; a
+    file written before it existed held the centres still."""
+    for attach in (True, False):
+        settings = SoapDescriptor(SoapSettings(attach=attach), ("Cu",) * 2, periodic=True).settings()
+        assert descriptor_from_settings(settings).soap_settings.attach is attach
+    del settings["attach"]
+    assert descriptor_from_settings(settings).soap_settings.attach is False
+
+
+def test_fitting_scale_and_weight_together_makes_the_same_choices_with_four_factorisations(
+    examples: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fit_hyperparameters (what mlpotential gpr runs) against aenet-gpr's
+    sequence (fit, fit_scale, fit_weight: six factorisations): the same
+    hyperparameters and the same model, bit for bit."""
+    files = sorted((examples / "3_Li-EC" / "train_set_tutorial").glob("*.xsf"))[:5]
+    (subset,) = split_by_composition(read_structures(files))
+
+    def fresh() -> GaussianProcess:
+        gp = GaussianProcess(CartesianDescriptor(), subset.symbols, Hyperparameters(scale=3.0), batch_size=2)
+        gp.set_training_data(subset.positions, subset.cells, subset.energies, subset.forces)
+        return gp
+
+    sequential = fresh()
+    sequential.fit()
+    fit_scale(sequential, log=lambda _: None)
+    fit_weight(sequential, log=lambda _: None)
+
+    together = fresh()
+    factorisations = []
+    original = GaussianProcess._factorize
+    monkeypatch.setattr(GaussianProcess, "_factorize", lambda gp: factorisations.append(1) or original(gp))
+    fit_hyperparameters(together, scale=True, weight=True, log=lambda _: None)
+    assert len(factorisations) == 4
+    assert together.hyper == sequential.hyper and together.hyper.weight != 1.0
+    assert together.prior_constant == sequential.prior_constant
+    assert torch.equal(together._alpha, sequential._alpha)
+
+
+def test_the_inverse_factor_by_blocks_equals_lapacks() -> None:
+    """W = L^-T by triangular solves (the path of GPUs) against LAPACK's
+    dtrtri (the CPU's), in the storage of a column-major factor."""
+    generator = torch.Generator().manual_seed(0)
+    size = 700  # more than one block of columns
+    matrix = torch.randn((size, size), dtype=torch.float64, generator=generator)
+    matrix = matrix @ matrix.T / size + torch.eye(size, dtype=torch.float64)
+    factor = torch.linalg.cholesky(matrix).mT.contiguous().mT
+    by_blocks, lapack = factor.clone().mT.contiguous().mT, factor.clone().mT.contiguous().mT
+    invert_by_blocks(by_blocks)
+    inverse = inverse_transposed_factor(lapack)
+    expected = torch.linalg.inv(factor).T
+    torch.testing.assert_close(inverse, expected, rtol=0, atol=1e-12)
+    torch.testing.assert_close(by_blocks.mT, expected, rtol=0, atol=1e-12)
+    assert inverse.is_contiguous()

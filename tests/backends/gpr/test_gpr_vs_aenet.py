@@ -10,7 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gpr_helpers import elementwise_relative, extract, load_outputs, max_relative, run_aenet_gpr, run_ours
+from gpr_helpers import (
+    elementwise_relative,
+    extract,
+    load_outputs,
+    max_relative,
+    run_aenet_gpr,
+    run_ours,
+    write_emt_cu8,
+)
 
 FIT_OFF = "fit_scale False\nfit_weight False\n"
 
@@ -113,3 +121,50 @@ def test_soap_at_fixed_centres_agrees_with_aenet_gpr(examples: Path, shared_dir:
     done = run_ours(tmp_path / "ours", text)
     assert done.returncode == 0, done.stderr
     assert_agree(load_outputs(tmp_path / "ours"), reference)
+
+
+def test_soap_on_a_periodic_cu8_cell_agrees_with_aenet_gpr_to_rounding(tmp_path: Path) -> None:
+    """SOAP at the atoms of periodic Cu8 cells (EMT labels, displacements of
+    0.02 Angstrom: nearby spectra), fitting off, the centres held still in
+    the Jacobians as aenet-gpr holds them (``soap_attach False``). Squared
+    feature distances taken from differences, as aenet-gpr takes them, keep
+    the predictions within rounding of aenet-gpr's; |a|^2 + |b|^2 - 2ab lost
+    digits that the noise term amplified (forces 5e-6 relative off)."""
+    train = write_emt_cu8(tmp_path / "train", 6, seed=11, displacement=0.02)
+    test = write_emt_cu8(tmp_path / "test", 4, seed=12, displacement=0.02)
+    text = (
+        f"Train_file {train}/file_*.xsf\nTest_file {test}/file_*.xsf\nDescriptor soap\nsoap_r_cut 5.0\n"
+        f"soap_n_max 6\nsoap_l_max 4\nsoap_attach False\nscale 0.4\nweight 1.0\nbatch_size 2\n{FIT_OFF}"
+    )
+    reference = run_aenet_gpr(tmp_path / "aenet", text)
+    done = run_ours(tmp_path / "ours", text)
+    assert done.returncode == 0, done.stderr
+    ours = load_outputs(tmp_path / "ours")
+    for name in ("energy_test_gpr", "force_test_gpr"):
+        assert max_relative(ours[name], reference[name]) <= 1e-8, name
+    for name in ("unc_e_test_gpr", "unc_f_test_gpr"):
+        assert max_relative(ours[name], reference[name]) <= 1e-7, name
+
+
+def test_energy_uncertainty_files_hold_what_aenet_gpr_writes_with_a_weight_other_than_one(
+    examples: Path, tmp_path: Path
+) -> None:
+    """aenet-gpr 3.7.9 writes sigma_E / weight to unc_e_*.npy: so do we under
+    its names, and sigma_E in eV to energy_std_*.npy (weight 2.0 here)."""
+    source = examples / "3_Li-EC"
+    for name, count in (("train_set_tutorial", 6), ("test_set_tutorial", 4)):
+        (tmp_path / name).mkdir()
+        for file in sorted((source / name).glob("*.xsf"))[:count]:
+            shutil.copy(file, tmp_path / name)
+    text = train_in(tmp_path / "train_set_tutorial", tmp_path / "test_set_tutorial", "scale 3.0\nbatch_size 3\n")
+    text = text.replace("weight 1.0", "weight 2.0") + "Additional_write True\nNum_copy 1\nrandom_seed 3\n"
+    reference = run_aenet_gpr(tmp_path / "aenet", text)
+    done = run_ours(tmp_path / "ours", text)
+    assert done.returncode == 0, done.stderr
+    ours = tmp_path / "ours"
+    assert elementwise_relative(np.load(ours / "unc_e_test_gpr.npy"), reference["unc_e_test_gpr"]) <= 1e-4
+    assert max_relative(np.load(ours / "unc_f_test_gpr.npy"), reference["unc_f_test_gpr"]) <= 1e-4
+    for step in ("test", "additional"):
+        np.testing.assert_allclose(
+            np.load(ours / f"energy_std_{step}_gpr.npy"), 2.0 * np.load(ours / f"unc_e_{step}_gpr.npy"), rtol=1e-15
+        )
