@@ -1,0 +1,354 @@
+"""Every member's forces of a torchani ANI ensemble without a backward pass
+through the AEV per member.
+
+An ANI energy is a sum of atomic networks applied to atomic environment
+vectors (AEVs). Each AEV row is a sum of terms: a radial term per pair of
+atoms within the radial cutoff (a function of the pair's distance) and an
+angular term per triple (a central atom and two neighbours within the
+angular cutoff: a function of the two distances and the two difference
+vectors). Differentiating each member through torchani's graph repeats the
+AEV's backward pass, once per member. Here instead:
+
+1. each member's derivative by the AEV, dE_m/dAEV, comes from a backward
+   pass through that member's atomic networks only (they read detached
+   copies of their AEV rows);
+2. the derivatives of every radial and angular term by its own inputs are
+   computed in closed form, once, for all pairs and triples;
+3. the members' dE_m/dAEV are gathered to the pairs and triples and
+   contracted with those derivatives, for all members at once, giving each
+   member's derivative by every pair's difference vector; these are summed
+   into the atoms' gradients and, for stress, into the virial.
+
+The result equals the members' autograd gradients to floating-point
+rounding. The closed forms are those of torchani 2.9's ``ANIRadial``,
+``ANIAngular`` and ``CutoffCosine`` (the built-in ANI models); a model of any
+other structure is refused by :func:`ensemble_forces_for` and needs one
+backward pass per member.
+
+Work on triples goes in blocks of :data:`TRIPLE_BLOCK` through buffers that
+are reused: tensors of all triples at once (80 MB of gathered cotangents for
+a 648-atom water box) spent more time in the page faults of their fresh
+memory than in arithmetic.
+
+Units: the model's own (ANI: Hartree and Angstrom), so gradients are in
+Hartree/Angstrom and virials in Hartree.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import torch
+from torch import Tensor
+
+# torchani warns on import that its optional CUDA extensions are absent; the
+# pure-PyTorch code paths used here do not need them.
+os.environ.setdefault("TORCHANI_NO_WARN_EXTENSIONS", "1")
+
+from torchani.aev import AEVComputer, ANIAngular, ANIRadial  # noqa: E402
+from torchani.arch import ANI  # noqa: E402
+from torchani.cutoffs import CutoffCosine  # noqa: E402
+from torchani.neighbors import Neighbors, Triples, discard_outside_cutoff, neighbors_to_triples  # noqa: E402
+from torchani.nn import ANINetworks, Ensemble  # noqa: E402
+from torchani.potentials import NNPotential  # noqa: E402
+
+TRIPLE_BLOCK = 4096
+"""Triples handled at a time: a block's gathered cotangents (4096 triples x
+8 members x 32 features, 4 MB in float32) stay in the cache."""
+
+
+@dataclass(frozen=True)
+class MemberGradients:
+    """Each member's energy derivatives: ``positions`` (members, atoms, 3) by
+    the atoms' positions; ``virial`` (members, 3, 3) by a symmetric strain of
+    positions and cell, when asked for."""
+
+    positions: Tensor
+    virial: Tensor | None
+
+
+@dataclass
+class Observed:
+    """What one call of the model showed: its neighbours, the atoms' element
+    indices, and per member the inputs its atomic networks read (leaves that
+    require grad), as (element index, input) in the order of the calls."""
+
+    neighbors: Neighbors | None = None
+    elem_idxs: Tensor | None = None
+    network_inputs: dict[int, list[tuple[int, Tensor]]] = field(default_factory=dict)
+
+
+class EnsembleForces:
+    """All members' gradients of a torchani ANI ensemble (see the module's
+    docstring); made by :func:`ensemble_forces_for`."""
+
+    def __init__(self, model: ANI) -> None:
+        nnp = model.potentials["nnp"]
+        self.computer: AEVComputer = nnp.aev_computer
+        self.members: tuple[ANINetworks, ...] = tuple(nnp.neural_networks.members)
+        self.neighborlist: torch.nn.Module = model.neighborlist
+
+    @contextmanager
+    def observe(self) -> Iterator[Observed]:
+        """Watch one call of the model: keep its neighbours and hand every
+        atomic network its input detached, as a leaf for :meth:`gradients`.
+        The model's output does not change by a bit."""
+        observed = Observed()
+
+        def keep_neighbors(_module: torch.nn.Module, args: tuple[Any, ...], neighbors: Neighbors) -> None:
+            observed.neighbors, observed.elem_idxs = neighbors, args[1]
+
+        def detach_input(member: int, element: int, _module: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any]:
+            leaf = args[0].detach().requires_grad_(True)
+            observed.network_inputs.setdefault(member, []).append((element, leaf))
+            return (leaf,)
+
+        handles = [self.neighborlist.register_forward_hook(keep_neighbors)]
+        for member, networks in enumerate(self.members):
+            for element, network in enumerate(networks.atomics.values()):
+                handles.append(network.register_forward_pre_hook(partial(detach_input, member, element)))
+        try:
+            yield observed
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def gradients(self, observed: Observed, member_energies: Sequence[Tensor], virial: bool) -> MemberGradients:
+        """The members' gradients (Hartree/Angstrom; virial in Hartree) of the
+        call ``observed`` watched, whose members returned ``member_energies``
+        (in the order of the members)."""
+        if (
+            observed.neighbors is None
+            or observed.elem_idxs is None
+            or len(observed.network_inputs) != len(self.members)
+        ):
+            raise RuntimeError("the model did not run its neighbour list and its networks as expected")
+        elem_idxs = observed.elem_idxs.view(-1)
+        radial_rows, angular_rows = self._aev_cotangents(observed.network_inputs, member_energies, elem_idxs)
+        neighbors = discard_outside_cutoff(observed.neighbors, self.computer.radial.cutoff)
+        pairs = Neighbors(neighbors.indices, neighbors.distances.detach(), neighbors.diff_vectors.detach())
+
+        distance_gradients = self._radial_distance_gradients(pairs, elem_idxs, radial_rows)
+        vector_gradients = distance_gradients.new_zeros((*distance_gradients.shape, 3))
+        self._add_angular_gradients(pairs, elem_idxs, angular_rows, distance_gradients, vector_gradients)
+        # A distance is the norm of its difference vector.
+        unit_vectors = pairs.diff_vectors / pairs.distances.unsqueeze(-1)
+        vector_gradients += distance_gradients.unsqueeze(-1) * unit_vectors.unsqueeze(1)
+        return MemberGradients(
+            positions=_atom_gradients(pairs.indices, vector_gradients, elem_idxs.shape[0]),
+            virial=_virials(pairs.diff_vectors, vector_gradients) if virial else None,
+        )
+
+    def _aev_cotangents(
+        self, network_inputs: dict[int, list[tuple[int, Tensor]]], member_energies: Sequence[Tensor], elem_idxs: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Each member's derivative by the AEV (a backward pass through that
+        member's atomic networks only), laid out as the rows the terms are
+        added into, members last: radial (atoms x elements, radial features,
+        members) and angular (atoms x element pairs, angular features, members)."""
+        computer = self.computer
+        by_element: dict[int, list[Tensor]] = {}
+        for member, energy in enumerate(member_energies):
+            elements, inputs = zip(*network_inputs[member])
+            for element, gradient in zip(elements, torch.autograd.grad(energy.sum(), inputs)):
+                by_element.setdefault(element, []).append(gradient)
+        atoms, features = elem_idxs.shape[0], computer.radial_len + computer.angular_len
+        cotangents = member_energies[0].new_zeros((atoms, features, len(member_energies)))
+        for element, gradients in by_element.items():
+            # An element's networks read the rows of its atoms in this order (torchani's ANINetworks).
+            cotangents.index_copy_(0, (elem_idxs == element).nonzero().view(-1), torch.stack(gradients, dim=-1))
+        radial, angular = cotangents.split([computer.radial_len, computer.angular_len], dim=1)
+        return (
+            radial.reshape(atoms * computer.num_species, computer.radial.num_feats, -1),
+            angular.reshape(atoms * computer.num_species_pairs, computer.angular.num_feats, -1),
+        )
+
+    def _radial_distance_gradients(self, pairs: Neighbors, elem_idxs: Tensor, rows: Tensor) -> Tensor:
+        """Each member's derivative by each pair's distance through the radial
+        terms, (pairs, members). A pair's terms are added to the row of each
+        of its atoms for the other atom's element (torchani's ``_collect_radial``)."""
+        first, second = pairs.indices
+        species = self.computer.num_species
+        cotangents = rows.index_select(0, first * species + elem_idxs[second])
+        cotangents += rows.index_select(0, second * species + elem_idxs[first])
+        slopes = _radial_term_slopes(self.computer.radial, pairs.distances)
+        return torch.bmm(slopes.unsqueeze(1), cotangents).squeeze(1)
+
+    def _add_angular_gradients(
+        self,
+        pairs: Neighbors,
+        elem_idxs: Tensor,
+        rows: Tensor,
+        distance_gradients: Tensor,
+        vector_gradients: Tensor,
+    ) -> None:
+        """Add each member's derivatives by the pairs' distances (pairs,
+        members) and difference vectors (pairs, members, 3) through the
+        angular terms, a block of triples at a time."""
+        angular = self.computer.angular
+        close = (pairs.distances <= angular.cutoff).nonzero().flatten()
+        indices = pairs.indices.index_select(1, close)
+        triples = neighbors_to_triples(
+            Neighbors(indices, pairs.distances.index_select(0, close), pairs.diff_vectors.index_select(0, close))
+        )
+        row_index = self._angular_rows(triples, indices, elem_idxs)
+        pair_index = close[triples.side_idxs]
+        count = row_index.shape[0]
+        gathered = rows.new_empty((min(count, TRIPLE_BLOCK), *rows.shape[1:]))
+        for start in range(0, count, TRIPLE_BLOCK):
+            block = slice(start, start + TRIPLE_BLOCK)
+            size = min(TRIPLE_BLOCK, count - start)
+            torch.index_select(rows, 0, row_index[block], out=gathered[:size])
+            grad_d1, grad_d2, grad_v1, grad_v2 = _triple_gradients(
+                angular,
+                triples.distances[:, block],
+                triples.diff_vectors[:, block],
+                triples.diff_signs[:, block],
+                gathered[:size],
+            )
+            pair1, pair2 = pair_index[:, block]
+            distance_gradients.index_add_(0, pair1, grad_d1)
+            distance_gradients.index_add_(0, pair2, grad_d2)
+            vector_gradients.index_add_(0, pair1, grad_v1)
+            vector_gradients.index_add_(0, pair2, grad_v2)
+
+    def _angular_rows(self, triples: Triples, indices: Tensor, elem_idxs: Tensor) -> Tensor:
+        """The AEV row each triple's terms are added into: its central atom's,
+        for its side atoms' pair of elements (torchani's ``_collect_angular``)."""
+        pair_species = elem_idxs[indices][:, triples.side_idxs]
+        species = torch.where(triples.diff_signs == 1, pair_species[1], pair_species[0])
+        return triples.central_idxs * self.computer.num_species_pairs + self.computer.triu_index[species[0], species[1]]
+
+
+def ensemble_forces_for(model: torch.nn.Module) -> EnsembleForces | None:
+    """:class:`EnsembleForces` for a torchani ANI ensemble of exactly the
+    structure it relies on; ``None`` for any other model (TorchScript, other
+    potentials, cuAEV, other terms or cutoff functions, overridden methods,
+    shared networks, inactive members), which then needs one backward pass
+    per member."""
+    if not isinstance(model, ANI) or type(model).forward is not ANI.forward:
+        return None
+    if type(model).compute_from_neighbors is not ANI.compute_from_neighbors:
+        return None
+    enabled = [name for name, potential in model.potentials.items() if potential._enabled]
+    nnp = model.potentials["nnp"] if enabled == ["nnp"] else None
+    if type(nnp) is not NNPotential:
+        return None
+    computer, ensemble = nnp.aev_computer, nnp.neural_networks
+    if (
+        type(computer) is not AEVComputer
+        or computer.strategy != "pyaev"
+        or computer.neighborlist is not model.neighborlist
+    ):
+        return None
+    radial, angular = computer.radial, computer.angular
+    if type(radial) is not ANIRadial or type(angular) is not ANIAngular:
+        return None
+    if type(radial.cutoff_fn) is not CutoffCosine or type(angular.cutoff_fn) is not CutoffCosine:
+        return None
+    if type(ensemble) is not Ensemble or ensemble.active_members_idxs != list(range(len(ensemble.members))):
+        return None
+    if any(type(member) is not ANINetworks or member.out_dim != 1 for member in ensemble.members):
+        return None
+    # Every member its own network per element (no aliases), each called once, on its element's atoms.
+    networks = {id(network) for member in ensemble.members for network in member.atomics.values()}
+    if len(networks) != len(ensemble.members) * computer.num_species:
+        return None
+    return EnsembleForces(model)
+
+
+def _triple_gradients(
+    angular: ANIAngular, distances: Tensor, vectors: Tensor, signs: Tensor, cotangents: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Each member's derivatives of a block of triples' angular terms, whose
+    cotangents (triples, features, members) are given, by the distances
+    (triples, members each) and difference vectors (triples, members, 3
+    each) of the triples' two pairs.
+
+    torchani (``_BaseAngular.forward``) computes a triple's terms as
+    ``radial(d1, d2)[s] * angle(cos)[z] * fc(d1) * fc(d2)`` (feature
+    ``s * len(z) + z``), with ``cos = u1 . u2 / (d1 d2)``, where each ``u``
+    is a pair's difference vector times the triple's sign for that pair.
+    """
+    d1, d2 = distances
+    u1, u2 = vectors
+    product = torch.clamp(d1 * d2, min=1e-10)
+    cosines = (u1 * u2).sum(-1) / product
+    fc, fc_slopes = _cosine_cutoff(distances, angular.cutoff)
+    radial, radial_slopes = _angular_radial(angular, d1, d2)
+    angle, angle_slopes = _angular_angle(angular, cosines)
+    # The cotangent contracted with radial x angle, radial' x angle and radial x angle'.
+    r, r_slopes = radial.unsqueeze(2), radial_slopes.unsqueeze(2)
+    a, a_slopes = angle.unsqueeze(1), angle_slopes.unsqueeze(1)
+    products = torch.stack([r * a, r_slopes * a, r * a_slopes], dim=1).flatten(2, 3)
+    by_f, by_radial, by_angle = torch.bmm(products, cotangents).unbind(1)
+
+    f = (fc[0] * fc[1]).unsqueeze(-1)
+    by_cosine = f * by_angle
+    grad_d1 = f * by_radial + (fc_slopes[0] * fc[1]).unsqueeze(-1) * by_f
+    grad_d1 -= by_cosine * (cosines * d2 / product).unsqueeze(-1)
+    grad_d2 = f * by_radial + (fc[0] * fc_slopes[1]).unsqueeze(-1) * by_f
+    grad_d2 -= by_cosine * (cosines * d1 / product).unsqueeze(-1)
+    # d cos / d u1 = u2 / (d1 d2), and the other way round; d u / d (pair vector) = sign.
+    scales = signs.to(product.dtype) / product
+    grad_v1 = by_cosine.unsqueeze(-1) * (u2 * scales[0].unsqueeze(-1)).unsqueeze(1)
+    grad_v2 = by_cosine.unsqueeze(-1) * (u1 * scales[1].unsqueeze(-1)).unsqueeze(1)
+    return grad_d1, grad_d2, grad_v1, grad_v2
+
+
+def _cosine_cutoff(distances: Tensor, cutoff: float) -> tuple[Tensor, Tensor]:
+    """``CutoffCosine``, 0.5 cos(pi d / cutoff) + 0.5, and its derivative by d (1/Angstrom)."""
+    phase = distances * (math.pi / cutoff)
+    return 0.5 * torch.cos(phase) + 0.5, (-0.5 * math.pi / cutoff) * torch.sin(phase)
+
+
+def _radial_term_slopes(radial: ANIRadial, distances: Tensor) -> Tensor:
+    """The derivative of ``ANIRadial``'s terms, 0.25 exp(-eta (d - shift)^2)
+    fc(d), by the distance (pairs, features; 1/Angstrom)."""
+    offsets = distances.unsqueeze(-1) - radial.shifts
+    gaussians = 0.25 * torch.exp(-radial.eta * offsets**2)
+    fc, fc_slopes = _cosine_cutoff(distances.unsqueeze(-1), radial.cutoff)
+    return gaussians * (fc_slopes - 2 * radial.eta * offsets * fc)
+
+
+def _angular_radial(angular: ANIAngular, d1: Tensor, d2: Tensor) -> tuple[Tensor, Tensor]:
+    """``ANIAngular.compute_radial``, exp(-eta ((d1 + d2)/2 - shift)^2), and
+    its derivative by either distance (triples, shifts)."""
+    offsets = ((d1 + d2) / 2).unsqueeze(-1) - angular.shifts
+    values = torch.exp(-angular.eta * offsets**2)
+    return values, -angular.eta * offsets * values
+
+
+def _angular_angle(angular: ANIAngular, cosines: Tensor) -> tuple[Tensor, Tensor]:
+    """``ANIAngular.compute_cos_angles``, 2 ((1 + cos(acos(0.95 c) - section))/2)^zeta,
+    and its derivative by the cosine c (triples, sections)."""
+    deviations = torch.acos(0.95 * cosines).unsqueeze(-1) - angular.sections
+    bases = (1 + torch.cos(deviations)) / 2
+    values = 2 * bases**angular.zeta
+    acos_slopes = 0.95 / torch.sqrt(1 - (0.95 * cosines) ** 2)
+    slopes = angular.zeta * bases ** (angular.zeta - 1) * torch.sin(deviations) * acos_slopes.unsqueeze(-1)
+    return values, slopes
+
+
+def _atom_gradients(indices: Tensor, vector_gradients: Tensor, atoms: int) -> Tensor:
+    """(members, atoms, 3) from the derivatives by the pairs' difference
+    vectors (pairs, members, 3); a pair's vector is its first atom's position
+    minus its second's (plus a lattice vector)."""
+    first, second = indices
+    gradients = vector_gradients.new_zeros((atoms, *vector_gradients.shape[1:]))
+    gradients.index_add_(0, first, vector_gradients)
+    gradients.index_add_(0, second, -vector_gradients)
+    return gradients.transpose(0, 1)
+
+
+def _virials(vectors: Tensor, vector_gradients: Tensor) -> Tensor:
+    """(members, 3, 3): the derivative by a symmetric strain ``e`` that maps
+    every difference vector ``v`` to ``v (1 + e)``."""
+    virial = torch.einsum("pa,pmb->mab", vectors, vector_gradients)
+    return 0.5 * (virial + virial.transpose(1, 2))
