@@ -42,7 +42,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -133,13 +133,8 @@ class EnsembleForces:
         radial_rows, angular_rows = self._aev_cotangents(observed.network_inputs, member_energies, elem_idxs)
         neighbors = discard_outside_cutoff(observed.neighbors, self.computer.radial.cutoff)
         pairs = Neighbors(neighbors.indices, neighbors.distances.detach(), neighbors.diff_vectors.detach())
-
-        distance_gradients = self._radial_distance_gradients(pairs, elem_idxs, radial_rows)
-        vector_gradients = distance_gradients.new_zeros((*distance_gradients.shape, 3))
-        self._add_angular_gradients(pairs, elem_idxs, angular_rows, distance_gradients, vector_gradients)
-        # A distance is the norm of its difference vector.
-        unit_vectors = pairs.diff_vectors / pairs.distances.unsqueeze(-1)
-        vector_gradients += distance_gradients.unsqueeze(-1) * unit_vectors.unsqueeze(1)
+        vector_gradients = self._radial_vector_gradients(pairs, elem_idxs, radial_rows)
+        self._add_angular_vector_gradients(pairs, elem_idxs, angular_rows, vector_gradients)
         return MemberGradients(
             positions=_atom_gradients(pairs.indices, vector_gradients, elem_idxs.shape[0]),
             virial=_virials(pairs.diff_vectors, vector_gradients) if virial else None,
@@ -150,47 +145,45 @@ class EnsembleForces:
     ) -> tuple[Tensor, Tensor]:
         """Each member's derivative by the AEV (a backward pass through that
         member's atomic networks only), laid out as the rows the terms are
-        added into, members last: radial (atoms x elements, radial features,
-        members) and angular (atoms x element pairs, angular features, members)."""
+        added into: radial (atoms x elements, members, radial features) and
+        angular (atoms x element pairs, members, angular features)."""
         computer = self.computer
         by_element: dict[int, list[Tensor]] = {}
         for member, energy in enumerate(member_energies):
             elements, inputs = zip(*network_inputs[member])
             for element, gradient in zip(elements, torch.autograd.grad(energy.sum(), inputs)):
                 by_element.setdefault(element, []).append(gradient)
-        atoms, features = elem_idxs.shape[0], computer.radial_len + computer.angular_len
-        cotangents = member_energies[0].new_zeros((atoms, features, len(member_energies)))
+        atoms, members = elem_idxs.shape[0], len(member_energies)
+        radial = member_energies[0].new_zeros((atoms, computer.num_species, members, computer.radial.num_feats))
+        angular = member_energies[0].new_zeros((atoms, computer.num_species_pairs, members, computer.angular.num_feats))
         for element, gradients in by_element.items():
             # An element's networks read the rows of its atoms in this order (torchani's ANINetworks).
-            cotangents.index_copy_(0, (elem_idxs == element).nonzero().view(-1), torch.stack(gradients, dim=-1))
-        radial, angular = cotangents.split([computer.radial_len, computer.angular_len], dim=1)
-        return (
-            radial.reshape(atoms * computer.num_species, computer.radial.num_feats, -1),
-            angular.reshape(atoms * computer.num_species_pairs, computer.angular.num_feats, -1),
-        )
+            selected = (elem_idxs == element).nonzero().view(-1)
+            stacked = torch.stack(gradients, dim=1)
+            radial_part, angular_part = stacked.split([computer.radial_len, computer.angular_len], dim=2)
+            radial.index_copy_(0, selected, radial_part.unflatten(2, radial.shape[1:2] + (-1,)).transpose(1, 2))
+            angular.index_copy_(0, selected, angular_part.unflatten(2, angular.shape[1:2] + (-1,)).transpose(1, 2))
+        return radial.flatten(0, 1), angular.flatten(0, 1)
 
-    def _radial_distance_gradients(self, pairs: Neighbors, elem_idxs: Tensor, rows: Tensor) -> Tensor:
-        """Each member's derivative by each pair's distance through the radial
-        terms, (pairs, members). A pair's terms are added to the row of each
-        of its atoms for the other atom's element (torchani's ``_collect_radial``)."""
+    def _radial_vector_gradients(self, pairs: Neighbors, elem_idxs: Tensor, rows: Tensor) -> Tensor:
+        """Each member's derivative by each pair's difference vector through
+        the radial terms, (pairs, 3, members). A pair's terms are added to the
+        row of each of its atoms for the other atom's element (torchani's
+        ``_collect_radial``) and depend on its vector through its length."""
         first, second = pairs.indices
         species = self.computer.num_species
         cotangents = rows.index_select(0, first * species + elem_idxs[second])
         cotangents += rows.index_select(0, second * species + elem_idxs[first])
         slopes = _radial_term_slopes(self.computer.radial, pairs.distances)
-        return torch.bmm(slopes.unsqueeze(1), cotangents).squeeze(1)
+        units = pairs.diff_vectors / pairs.distances.unsqueeze(-1)
+        return torch.bmm(units.unsqueeze(-1) * slopes.unsqueeze(1), cotangents.transpose(1, 2))
 
-    def _add_angular_gradients(
-        self,
-        pairs: Neighbors,
-        elem_idxs: Tensor,
-        rows: Tensor,
-        distance_gradients: Tensor,
-        vector_gradients: Tensor,
+    def _add_angular_vector_gradients(
+        self, pairs: Neighbors, elem_idxs: Tensor, rows: Tensor, vector_gradients: Tensor
     ) -> None:
-        """Add each member's derivatives by the pairs' distances (pairs,
-        members) and difference vectors (pairs, members, 3) through the
-        angular terms, a block of triples at a time."""
+        """Add each member's derivative by each pair's difference vector
+        through the angular terms to ``vector_gradients`` (pairs, 3, members),
+        a block of triples at a time."""
         angular = self.computer.angular
         close = (pairs.distances <= angular.cutoff).nonzero().flatten()
         indices = pairs.indices.index_select(1, close)
@@ -199,24 +192,31 @@ class EnsembleForces:
         )
         row_index = self._angular_rows(triples, indices, elem_idxs)
         pair_index = close[triples.side_idxs]
-        count = row_index.shape[0]
-        gathered = rows.new_empty((min(count, TRIPLE_BLOCK), *rows.shape[1:]))
+        factors = _triple_factors(angular, triples)
+        count, members = row_index.shape[0], rows.shape[1]
+        flat_gradients = vector_gradients.flatten(1)
+        block_size = min(count, TRIPLE_BLOCK)
+        gathered = rows.new_empty((block_size, *rows.shape[1:]))
+        products = rows.new_empty((block_size, 3, angular.shifts.shape[0], angular.sections.shape[0]))
         for start in range(0, count, TRIPLE_BLOCK):
             block = slice(start, start + TRIPLE_BLOCK)
             size = min(TRIPLE_BLOCK, count - start)
             torch.index_select(rows, 0, row_index[block], out=gathered[:size])
-            grad_d1, grad_d2, grad_v1, grad_v2 = _triple_gradients(
-                angular,
-                triples.distances[:, block],
-                triples.diff_vectors[:, block],
-                triples.diff_signs[:, block],
-                gathered[:size],
-            )
-            pair1, pair2 = pair_index[:, block]
-            distance_gradients.index_add_(0, pair1, grad_d1)
-            distance_gradients.index_add_(0, pair2, grad_d2)
-            vector_gradients.index_add_(0, pair1, grad_v1)
-            vector_gradients.index_add_(0, pair2, grad_v2)
+            radial, radial_slopes = factors.radial[block].unsqueeze(2), factors.radial_slopes[block].unsqueeze(2)
+            angle, angle_slopes = factors.angle[block].unsqueeze(1), factors.angle_slopes[block].unsqueeze(1)
+            torch.mul(radial, angle, out=products[:size, 0])
+            torch.mul(radial_slopes, angle, out=products[:size, 1])
+            torch.mul(radial, angle_slopes, out=products[:size, 2])
+            # The cotangents contracted with each of the three products: (3, members, triples), so
+            # that the elementwise work below runs along the triples.
+            contracted = torch.bmm(products[:size].flatten(2, 3), gathered[:size].transpose(1, 2))
+            contracted = contracted.permute(1, 2, 0).contiguous()
+            alpha, beta, gamma = factors.coefficients[..., block].unsqueeze(3)
+            # (the triple's two pairs, 3, members, triples)
+            gradients = alpha * contracted[0]
+            gradients.addcmul_(beta, contracted[1]).addcmul_(gamma, contracted[2])
+            rows_of_pairs = gradients.permute(0, 3, 1, 2).reshape(2 * size, 3 * members)
+            flat_gradients.index_add_(0, pair_index[:, block].flatten(), rows_of_pairs)
 
     def _angular_rows(self, triples: Triples, indices: Tensor, elem_idxs: Tensor) -> Tensor:
         """The AEV row each triple's terms are added into: its central atom's,
@@ -263,43 +263,46 @@ def ensemble_forces_for(model: torch.nn.Module) -> EnsembleForces | None:
     return EnsembleForces(model)
 
 
-def _triple_gradients(
-    angular: ANIAngular, distances: Tensor, vectors: Tensor, signs: Tensor, cotangents: Tensor
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Each member's derivatives of a block of triples' angular terms, whose
-    cotangents (triples, features, members) are given, by the distances
-    (triples, members each) and difference vectors (triples, members, 3
-    each) of the triples' two pairs.
+class _TripleFactors(NamedTuple):
+    """What the derivatives of the triples' angular terms by their pairs'
+    difference vectors are made of (:func:`_triple_factors`)."""
 
-    torchani (``_BaseAngular.forward``) computes a triple's terms as
+    radial: Tensor  #: (triples, shifts)
+    radial_slopes: Tensor  #: (triples, shifts), by either distance
+    angle: Tensor  #: (triples, sections)
+    angle_slopes: Tensor  #: (triples, sections), by the cosine
+    coefficients: Tensor  #: alpha, beta and gamma: (3, the triple's two pairs, 3, triples)
+
+
+def _triple_factors(angular: ANIAngular, triples: Triples) -> _TripleFactors:
+    """torchani (``_BaseAngular.forward``) computes a triple's terms as
     ``radial(d1, d2)[s] * angle(cos)[z] * fc(d1) * fc(d2)`` (feature
     ``s * len(z) + z``), with ``cos = u1 . u2 / (d1 d2)``, where each ``u``
-    is a pair's difference vector times the triple's sign for that pair.
+    is a pair's difference vector ``v`` times the triple's sign for that pair
+    and ``d = |v|``. By the chain rule, the derivative of the terms by each
+    component of ``v1`` and ``v2`` is ``alpha radial x angle + beta radial' x
+    angle + gamma radial x angle'``, with coefficients per triple.
     """
+    distances = triples.distances
     d1, d2 = distances
-    u1, u2 = vectors
     product = torch.clamp(d1 * d2, min=1e-10)
-    cosines = (u1 * u2).sum(-1) / product
+    # Vectors as (the two pairs, 3, triples): the work below runs along the triples.
+    vectors = triples.diff_vectors.transpose(1, 2).contiguous()
+    cosines = (vectors[0] * vectors[1]).sum(0) / product
     fc, fc_slopes = _cosine_cutoff(distances, angular.cutoff)
-    radial, radial_slopes = _angular_radial(angular, d1, d2)
-    angle, angle_slopes = _angular_angle(angular, cosines)
-    # The cotangent contracted with radial x angle, radial' x angle and radial x angle'.
-    r, r_slopes = radial.unsqueeze(2), radial_slopes.unsqueeze(2)
-    a, a_slopes = angle.unsqueeze(1), angle_slopes.unsqueeze(1)
-    products = torch.stack([r * a, r_slopes * a, r * a_slopes], dim=1).flatten(2, 3)
-    by_f, by_radial, by_angle = torch.bmm(products, cotangents).unbind(1)
+    f = fc[0] * fc[1]
+    signs = triples.diff_signs.to(vectors.dtype).unsqueeze(1)
 
-    f = (fc[0] * fc[1]).unsqueeze(-1)
-    by_cosine = f * by_angle
-    grad_d1 = f * by_radial + (fc_slopes[0] * fc[1]).unsqueeze(-1) * by_f
-    grad_d1 -= by_cosine * (cosines * d2 / product).unsqueeze(-1)
-    grad_d2 = f * by_radial + (fc[0] * fc_slopes[1]).unsqueeze(-1) * by_f
-    grad_d2 -= by_cosine * (cosines * d1 / product).unsqueeze(-1)
-    # d cos / d u1 = u2 / (d1 d2), and the other way round; d u / d (pair vector) = sign.
-    scales = signs.to(product.dtype) / product
-    grad_v1 = by_cosine.unsqueeze(-1) * (u2 * scales[0].unsqueeze(-1)).unsqueeze(1)
-    grad_v2 = by_cosine.unsqueeze(-1) * (u1 * scales[1].unsqueeze(-1)).unsqueeze(1)
-    return grad_d1, grad_d2, grad_v1, grad_v2
+    coefficients = vectors.new_empty((3, *vectors.shape))
+    # d|v|/dv: the unit vectors of the pairs' own vectors.
+    units = vectors * signs / distances.unsqueeze(1)
+    # Through fc(d1) fc(d2) and through radial(d1, d2), by the distances.
+    torch.mul((fc_slopes * fc.flip(0)).unsqueeze(1), units, out=coefficients[0])
+    torch.mul(f, units, out=coefficients[1])
+    # Through cos, by the vectors (d cos/d u1 = u2 / (d1 d2)) and by the distances.
+    by_cosine = vectors.flip(0) * signs - (cosines * distances.flip(0)).unsqueeze(1) * units
+    torch.mul(f / product, by_cosine, out=coefficients[2])
+    return _TripleFactors(*_angular_radial(angular, d1, d2), *_angular_angle(angular, cosines), coefficients)
 
 
 def _cosine_cutoff(distances: Tensor, cutoff: float) -> tuple[Tensor, Tensor]:
@@ -330,25 +333,25 @@ def _angular_angle(angular: ANIAngular, cosines: Tensor) -> tuple[Tensor, Tensor
     and its derivative by the cosine c (triples, sections)."""
     deviations = torch.acos(0.95 * cosines).unsqueeze(-1) - angular.sections
     bases = (1 + torch.cos(deviations)) / 2
-    values = 2 * bases**angular.zeta
+    powers = bases ** (angular.zeta - 1)
     acos_slopes = 0.95 / torch.sqrt(1 - (0.95 * cosines) ** 2)
-    slopes = angular.zeta * bases ** (angular.zeta - 1) * torch.sin(deviations) * acos_slopes.unsqueeze(-1)
-    return values, slopes
+    slopes = angular.zeta * powers * torch.sin(deviations) * acos_slopes.unsqueeze(-1)
+    return 2 * bases * powers, slopes
 
 
 def _atom_gradients(indices: Tensor, vector_gradients: Tensor, atoms: int) -> Tensor:
     """(members, atoms, 3) from the derivatives by the pairs' difference
-    vectors (pairs, members, 3); a pair's vector is its first atom's position
+    vectors (pairs, 3, members); a pair's vector is its first atom's position
     minus its second's (plus a lattice vector)."""
     first, second = indices
     gradients = vector_gradients.new_zeros((atoms, *vector_gradients.shape[1:]))
     gradients.index_add_(0, first, vector_gradients)
     gradients.index_add_(0, second, -vector_gradients)
-    return gradients.transpose(0, 1)
+    return gradients.permute(2, 0, 1)
 
 
 def _virials(vectors: Tensor, vector_gradients: Tensor) -> Tensor:
     """(members, 3, 3): the derivative by a symmetric strain ``e`` that maps
     every difference vector ``v`` to ``v (1 + e)``."""
-    virial = torch.einsum("pa,pmb->mab", vectors, vector_gradients)
+    virial = torch.einsum("pa,pbm->mab", vectors, vector_gradients)
     return 0.5 * (virial + virial.transpose(1, 2))
