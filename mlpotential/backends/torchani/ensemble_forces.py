@@ -175,8 +175,9 @@ class EnsembleForces:
         cotangents = rows.index_select(0, first * species + elem_idxs[second])
         cotangents += rows.index_select(0, second * species + elem_idxs[first])
         slopes = _radial_term_slopes(self.computer.radial, pairs.distances)
+        by_distance = torch.bmm(slopes.unsqueeze(1), cotangents.transpose(1, 2))
         units = pairs.diff_vectors / pairs.distances.unsqueeze(-1)
-        return torch.bmm(units.unsqueeze(-1) * slopes.unsqueeze(1), cotangents.transpose(1, 2))
+        return units.unsqueeze(-1) * by_distance
 
     def _add_angular_vector_gradients(
         self, pairs: Neighbors, elem_idxs: Tensor, rows: Tensor, vector_gradients: Tensor
