@@ -102,6 +102,21 @@ def test_cell_list_box(models: dict[str, torch.nn.Module]) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "atoms",
+    [Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]]), Atoms("OH2", positions=[[0, 0, 0], [0, 0, 0.96], [0, 8, 0]])],
+    ids=["no triples", "an atom without neighbours"],
+)
+def test_few_neighbours(models: dict[str, torch.nn.Module], atoms: Atoms) -> None:
+    calculator = calculator_for(models["ANI-2x"], torch.float64)
+    calculator.calculate(atoms, ["energy", "forces", "forces_std"])
+    member_forces = torchani_member_forces(calculator.model, atoms, torch.float64)
+    tolerance = TOLERANCE[torch.float64] * np.abs(member_forces).max()
+    np.testing.assert_allclose(
+        calculator.results["forces_std"], np.std(member_forces, axis=0, ddof=1), rtol=0, atol=tolerance
+    )
+
+
 def test_member_virials(models: dict[str, torch.nn.Module]) -> None:
     """Each member's derivative by a symmetric strain equals autograd's
     through the strained positions and cell (float64)."""
