@@ -10,8 +10,10 @@ vectors). Differentiating each member through torchani's graph repeats the
 AEV's backward pass, once per member. Here instead:
 
 1. each member's derivative by the AEV, dE_m/dAEV, comes from a backward
-   pass through that member's atomic networks only (they read detached
-   copies of their AEV rows);
+   pass through that member's atomic networks only (from their first
+   layer's output, detached), times the first layer's weights, and only for
+   the AEV features the system can have: those of its elements and pairs of
+   elements (for water in ANI-2x, 128 of 1008);
 2. the derivatives of every radial and angular term by its own inputs are
    computed in closed form, once, for all pairs and triples;
 3. the members' dE_m/dAEV are gathered to the pairs and triples and
@@ -55,7 +57,7 @@ from torchani.aev import AEVComputer, ANIAngular, ANIRadial  # noqa: E402
 from torchani.arch import ANI  # noqa: E402
 from torchani.cutoffs import CutoffCosine  # noqa: E402
 from torchani.neighbors import Neighbors, Triples, discard_outside_cutoff, neighbors_to_triples  # noqa: E402
-from torchani.nn import ANINetworks, Ensemble  # noqa: E402
+from torchani.nn import ANINetworks, AtomicNetwork, Ensemble  # noqa: E402
 from torchani.potentials import NNPotential  # noqa: E402
 
 TRIPLE_BLOCK = 4096
@@ -76,12 +78,24 @@ class MemberGradients:
 @dataclass
 class Observed:
     """What one call of the model showed: its neighbours, the atoms' element
-    indices, and per member the inputs its atomic networks read (leaves that
-    require grad), as (element index, input) in the order of the calls."""
+    indices, and per member the outputs of its atomic networks' first layers
+    (leaves that require grad), as (element index, output) in the order of
+    the calls."""
 
     neighbors: Neighbors | None = None
     elem_idxs: Tensor | None = None
-    network_inputs: dict[int, list[tuple[int, Tensor]]] = field(default_factory=dict)
+    first_layer_outputs: dict[int, list[tuple[int, Tensor]]] = field(default_factory=dict)
+
+
+class _Rows(NamedTuple):
+    """Each member's derivative by the AEV features the system can have, as
+    the rows its terms are added into: one block of rows per atom and element
+    of the system (radial) or pair of its elements (angular)."""
+
+    radial: Tensor  #: (atoms, blocks, members, radial features)
+    angular: Tensor  #: (atoms, blocks, members, angular features)
+    radial_blocks: Tensor  #: element index -> its block, (elements,)
+    angular_blocks: Tensor  #: element pair index (``triu_index``) -> its block, (element pairs,)
 
 
 class EnsembleForces:
@@ -96,23 +110,24 @@ class EnsembleForces:
 
     @contextmanager
     def observe(self) -> Iterator[Observed]:
-        """Watch one call of the model: keep its neighbours and hand every
-        atomic network its input detached, as a leaf for :meth:`gradients`.
-        The model's output does not change by a bit."""
+        """Watch one call of the model: keep its neighbours and detach the
+        output of every atomic network's first layer, as a leaf for
+        :meth:`gradients`. The model's output does not change by a bit."""
         observed = Observed()
 
         def keep_neighbors(_module: torch.nn.Module, args: tuple[Any, ...], neighbors: Neighbors) -> None:
             observed.neighbors, observed.elem_idxs = neighbors, args[1]
 
-        def detach_input(member: int, element: int, _module: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any]:
-            leaf = args[0].detach().requires_grad_(True)
-            observed.network_inputs.setdefault(member, []).append((element, leaf))
-            return (leaf,)
+        def detach_output(member: int, element: int, _module: torch.nn.Module, _args: Any, output: Tensor) -> Tensor:
+            leaf = output.detach().requires_grad_(True)
+            observed.first_layer_outputs.setdefault(member, []).append((element, leaf))
+            return leaf
 
         handles = [self.neighborlist.register_forward_hook(keep_neighbors)]
         for member, networks in enumerate(self.members):
             for element, network in enumerate(networks.atomics.values()):
-                handles.append(network.register_forward_pre_hook(partial(detach_input, member, element)))
+                hook = partial(detach_output, member, element)
+                handles.append(_first_layer(network).register_forward_hook(hook))
         try:
             yield observed
         finally:
@@ -126,61 +141,68 @@ class EnsembleForces:
         if (
             observed.neighbors is None
             or observed.elem_idxs is None
-            or len(observed.network_inputs) != len(self.members)
+            or len(observed.first_layer_outputs) != len(self.members)
         ):
             raise RuntimeError("the model did not run its neighbour list and its networks as expected")
         elem_idxs = observed.elem_idxs.view(-1)
-        radial_rows, angular_rows = self._aev_cotangents(observed.network_inputs, member_energies, elem_idxs)
+        rows = self._aev_cotangents(observed.first_layer_outputs, member_energies, elem_idxs)
         neighbors = discard_outside_cutoff(observed.neighbors, self.computer.radial.cutoff)
         pairs = Neighbors(neighbors.indices, neighbors.distances.detach(), neighbors.diff_vectors.detach())
-        vector_gradients = self._radial_vector_gradients(pairs, elem_idxs, radial_rows)
-        self._add_angular_vector_gradients(pairs, elem_idxs, angular_rows, vector_gradients)
+        vector_gradients = self._radial_vector_gradients(pairs, elem_idxs, rows)
+        self._add_angular_vector_gradients(pairs, elem_idxs, rows, vector_gradients)
         return MemberGradients(
             positions=_atom_gradients(pairs.indices, vector_gradients, elem_idxs.shape[0]),
             virial=_virials(pairs.diff_vectors, vector_gradients) if virial else None,
         )
 
     def _aev_cotangents(
-        self, network_inputs: dict[int, list[tuple[int, Tensor]]], member_energies: Sequence[Tensor], elem_idxs: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        """Each member's derivative by the AEV (a backward pass through that
-        member's atomic networks only), laid out as the rows the terms are
-        added into: radial (atoms x elements, members, radial features) and
-        angular (atoms x element pairs, members, angular features)."""
-        computer = self.computer
+        self,
+        first_layer_outputs: dict[int, list[tuple[int, Tensor]]],
+        member_energies: Sequence[Tensor],
+        elem_idxs: Tensor,
+    ) -> _Rows:
+        """Each member's derivative by the AEV features of the system's
+        elements: a backward pass through that member's networks down to
+        their first layers' outputs, times those layers' weights (an AEV row
+        x enters as x W^T + b)."""
+        radial_blocks, angular_blocks, columns = _feature_blocks(self.computer, elem_idxs)
         by_element: dict[int, list[Tensor]] = {}
         for member, energy in enumerate(member_energies):
-            elements, inputs = zip(*network_inputs[member])
-            for element, gradient in zip(elements, torch.autograd.grad(energy.sum(), inputs)):
-                by_element.setdefault(element, []).append(gradient)
+            networks = list(self.members[member].atomics.values())
+            found, outputs = zip(*first_layer_outputs[member])
+            for element, gradient in zip(found, torch.autograd.grad(energy.sum(), outputs)):
+                weight = _first_layer(networks[element]).weight
+                by_element.setdefault(element, []).append(gradient @ weight[:, columns])
         atoms, members = elem_idxs.shape[0], len(member_energies)
-        radial = member_energies[0].new_zeros((atoms, computer.num_species, members, computer.radial.num_feats))
-        angular = member_energies[0].new_zeros((atoms, computer.num_species_pairs, members, computer.angular.num_feats))
+        shapes = [
+            (int((blocks >= 0).sum()), term.num_feats)
+            for blocks, term in ((radial_blocks, self.computer.radial), (angular_blocks, self.computer.angular))
+        ]
+        radial, angular = (member_energies[0].new_zeros((atoms, count, members, width)) for count, width in shapes)
         for element, gradients in by_element.items():
             # An element's networks read the rows of its atoms in this order (torchani's ANINetworks).
             selected = (elem_idxs == element).nonzero().view(-1)
-            stacked = torch.stack(gradients, dim=1)
-            radial_part, angular_part = stacked.split([computer.radial_len, computer.angular_len], dim=2)
-            radial.index_copy_(0, selected, radial_part.unflatten(2, radial.shape[1:2] + (-1,)).transpose(1, 2))
-            angular.index_copy_(0, selected, angular_part.unflatten(2, angular.shape[1:2] + (-1,)).transpose(1, 2))
-        return radial.flatten(0, 1), angular.flatten(0, 1)
+            radial_part, angular_part = torch.stack(gradients, dim=1).split([c * w for c, w in shapes], 2)
+            radial.index_copy_(0, selected, radial_part.unflatten(2, shapes[0]).transpose(1, 2))
+            angular.index_copy_(0, selected, angular_part.unflatten(2, shapes[1]).transpose(1, 2))
+        return _Rows(radial, angular, radial_blocks, angular_blocks)
 
-    def _radial_vector_gradients(self, pairs: Neighbors, elem_idxs: Tensor, rows: Tensor) -> Tensor:
+    def _radial_vector_gradients(self, pairs: Neighbors, elem_idxs: Tensor, rows: _Rows) -> Tensor:
         """Each member's derivative by each pair's difference vector through
         the radial terms, (pairs, 3, members). A pair's terms are added to the
         row of each of its atoms for the other atom's element (torchani's
         ``_collect_radial``) and depend on its vector through its length."""
         first, second = pairs.indices
-        species = self.computer.num_species
-        cotangents = rows.index_select(0, first * species + elem_idxs[second])
-        cotangents += rows.index_select(0, second * species + elem_idxs[first])
+        blocks, flat_rows = rows.radial.shape[1], rows.radial.flatten(0, 1)
+        cotangents = flat_rows.index_select(0, first * blocks + rows.radial_blocks[elem_idxs[second]])
+        cotangents += flat_rows.index_select(0, second * blocks + rows.radial_blocks[elem_idxs[first]])
         slopes = _radial_term_slopes(self.computer.radial, pairs.distances)
         by_distance = torch.bmm(slopes.unsqueeze(1), cotangents.transpose(1, 2))
         units = pairs.diff_vectors / pairs.distances.unsqueeze(-1)
         return units.unsqueeze(-1) * by_distance
 
     def _add_angular_vector_gradients(
-        self, pairs: Neighbors, elem_idxs: Tensor, rows: Tensor, vector_gradients: Tensor
+        self, pairs: Neighbors, elem_idxs: Tensor, rows: _Rows, vector_gradients: Tensor
     ) -> None:
         """Add each member's derivative by each pair's difference vector
         through the angular terms to ``vector_gradients`` (pairs, 3, members),
@@ -191,18 +213,19 @@ class EnsembleForces:
         triples = neighbors_to_triples(
             Neighbors(indices, pairs.distances.index_select(0, close), pairs.diff_vectors.index_select(0, close))
         )
-        row_index = self._angular_rows(triples, indices, elem_idxs)
+        row_index = self._angular_rows(triples, indices, elem_idxs, rows)
         pair_index = close[triples.side_idxs]
         factors = _triple_factors(angular, triples)
-        count, members = row_index.shape[0], rows.shape[1]
+        rows_of_blocks = rows.angular.flatten(0, 1)
+        count, members = row_index.shape[0], rows_of_blocks.shape[1]
         flat_gradients = vector_gradients.flatten(1)
         block_size = min(count, TRIPLE_BLOCK)
-        gathered = rows.new_empty((block_size, *rows.shape[1:]))
-        products = rows.new_empty((block_size, 3, angular.shifts.shape[0], angular.sections.shape[0]))
+        gathered = rows_of_blocks.new_empty((block_size, *rows_of_blocks.shape[1:]))
+        products = rows_of_blocks.new_empty((block_size, 3, angular.shifts.shape[0], angular.sections.shape[0]))
         for start in range(0, count, TRIPLE_BLOCK):
             block = slice(start, start + TRIPLE_BLOCK)
             size = min(TRIPLE_BLOCK, count - start)
-            torch.index_select(rows, 0, row_index[block], out=gathered[:size])
+            torch.index_select(rows_of_blocks, 0, row_index[block], out=gathered[:size])
             radial, radial_slopes = factors.radial[block].unsqueeze(2), factors.radial_slopes[block].unsqueeze(2)
             angle, angle_slopes = factors.angle[block].unsqueeze(1), factors.angle_slopes[block].unsqueeze(1)
             torch.mul(radial, angle, out=products[:size, 0])
@@ -219,12 +242,14 @@ class EnsembleForces:
             rows_of_pairs = gradients.permute(0, 3, 1, 2).reshape(2 * size, 3 * members)
             flat_gradients.index_add_(0, pair_index[:, block].flatten(), rows_of_pairs)
 
-    def _angular_rows(self, triples: Triples, indices: Tensor, elem_idxs: Tensor) -> Tensor:
-        """The AEV row each triple's terms are added into: its central atom's,
-        for its side atoms' pair of elements (torchani's ``_collect_angular``)."""
+    def _angular_rows(self, triples: Triples, indices: Tensor, elem_idxs: Tensor, rows: _Rows) -> Tensor:
+        """The row of ``rows.angular`` (atoms and blocks flattened) each
+        triple's terms are added into: its central atom's, for its side
+        atoms' pair of elements (torchani's ``_collect_angular``)."""
         pair_species = elem_idxs[indices][:, triples.side_idxs]
         species = torch.where(triples.diff_signs == 1, pair_species[1], pair_species[0])
-        return triples.central_idxs * self.computer.num_species_pairs + self.computer.triu_index[species[0], species[1]]
+        blocks = rows.angular_blocks[self.computer.triu_index[species[0], species[1]]]
+        return triples.central_idxs * rows.angular.shape[1] + blocks
 
 
 def ensemble_forces_for(model: torch.nn.Module) -> EnsembleForces | None:
@@ -257,11 +282,53 @@ def ensemble_forces_for(model: torch.nn.Module) -> EnsembleForces | None:
         return None
     if any(type(member) is not ANINetworks or member.out_dim != 1 for member in ensemble.members):
         return None
-    # Every member its own network per element (no aliases), each called once, on its element's atoms.
-    networks = {id(network) for member in ensemble.members for network in member.atomics.values()}
-    if len(networks) != len(ensemble.members) * computer.num_species:
+    # Every member its own network per element (no aliases), each called once, on its element's atoms,
+    # and each a torchani network whose first layer is linear.
+    networks = [network for member in ensemble.members for network in member.atomics.values()]
+    if len({id(network) for network in networks}) != len(ensemble.members) * computer.num_species:
+        return None
+    if any(
+        type(network) is not AtomicNetwork or type(_first_layer(network)) is not torch.nn.Linear for network in networks
+    ):
         return None
     return EnsembleForces(model)
+
+
+def _feature_blocks(computer: AEVComputer, elem_idxs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The AEV features a system can have other than zero: the radial ones
+    of its elements and the angular ones of its pairs of elements. Returns
+    each element's block (radial; -1: absent), (elements,), each element
+    pair's block (angular), (element pairs,), and the AEV columns of the
+    blocks, radial then angular."""
+    elements = torch.unique(elem_idxs)
+    element_pairs = torch.unique(computer.triu_index[elements.unsqueeze(1), elements])
+    columns = torch.cat(
+        [
+            _columns(elements, computer.radial.num_feats, 0),
+            _columns(element_pairs, computer.angular.num_feats, computer.radial_len),
+        ]
+    )
+    return (
+        _block_numbers(elements, computer.num_species),
+        _block_numbers(element_pairs, computer.num_species_pairs),
+        columns,
+    )
+
+
+def _block_numbers(present: Tensor, size: int) -> Tensor:
+    numbers = torch.full((size,), -1, dtype=torch.long, device=present.device)
+    numbers[present] = torch.arange(len(present), device=present.device)
+    return numbers
+
+
+def _columns(blocks: Tensor, width: int, offset: int) -> Tensor:
+    """The AEV columns of ``blocks`` of ``width`` features each, from ``offset``."""
+    return offset + (blocks.unsqueeze(1) * width + torch.arange(width, device=blocks.device)).flatten()
+
+
+def _first_layer(network: AtomicNetwork) -> torch.nn.Module:
+    """The layer that reads a torchani atomic network's input (the AEV)."""
+    return network.layers[0] if len(network.layers) else network.final_layer
 
 
 class _TripleFactors(NamedTuple):

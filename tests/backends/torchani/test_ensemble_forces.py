@@ -102,6 +102,24 @@ def test_cell_list_box(models: dict[str, torch.nn.Module]) -> None:
     )
 
 
+def test_all_ani2x_elements(models: dict[str, torch.nn.Module]) -> None:
+    """Every AEV block in use: H, C, N, O, S, F and Cl within each other's cutoffs (float64)."""
+    atoms = molecule("CH3SH")
+    for offset, name in zip(([3.0, 0, 0], [0, 3.0, 0], [0, 0, 3.0], [3.0, 3.0, 0]), ("CH3Cl", "NH3", "HF", "H2O")):
+        part = molecule(name)
+        part.translate(offset)
+        atoms += part
+    atoms.rattle(0.05, seed=6)
+    calculator = calculator_for(models["ANI-2x"], torch.float64)
+    calculator.calculate(atoms, ["energy", "forces", "forces_std"])
+    member_forces = torchani_member_forces(calculator.model, atoms, torch.float64)
+    tolerance = TOLERANCE[torch.float64] * np.abs(member_forces).max()
+    np.testing.assert_allclose(
+        calculator.results["forces_std"], np.std(member_forces, axis=0, ddof=1), rtol=0, atol=tolerance
+    )
+    np.testing.assert_allclose(calculator.results["forces"], member_forces.mean(axis=0), rtol=0, atol=tolerance)
+
+
 @pytest.mark.parametrize(
     "atoms",
     [Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]]), Atoms("OH2", positions=[[0, 0, 0], [0, 0, 0.96], [0, 8, 0]])],
