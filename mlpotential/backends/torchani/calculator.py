@@ -223,7 +223,7 @@ class TorchANICalculator(Calculator):
         results["forces"] = member_forces.mean(axis=0) * force_to_ev_per_angstrom
         results["forces_std"] = np.std(member_forces, axis=0, ddof=1) * force_to_ev_per_angstrom
         if gradients.virial is not None:
-            results["stress"] = self._stress(gradients.virial.mean(dim=0), atoms)
+            results["stress"] = self._stress(gradients.virial.double().mean(dim=0), atoms)
         return results
 
     def _inputs(self, atoms: Atoms) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
