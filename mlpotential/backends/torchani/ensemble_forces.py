@@ -9,10 +9,10 @@ angular cutoff: a function of the two distances and the two difference
 vectors). Differentiating each member through torchani's graph repeats the
 AEV's backward pass, once per member. Here instead:
 
-1. each member's derivative by the AEV, dE_m/dAEV, comes from a backward
-   pass through that member's atomic networks only (from their first
-   layer's output, detached), times the first layer's weights, and only for
-   the AEV features the system can have: those of its elements and pairs of
+1. each member's derivative by the AEV, dE_m/dAEV, comes from one backward
+   pass through the members' atomic networks only (from their first layers'
+   outputs, detached), times the first layers' weights, and only for the
+   AEV features the system can have: those of its elements and pairs of
    elements (for water in ANI-2x, 128 of 1008);
 2. the derivatives of every radial and angular term by its own inputs are
    computed in closed form, once, for all pairs and triples;
@@ -63,7 +63,6 @@ from torchani.potentials import NNPotential  # noqa: E402
 TRIPLE_BLOCK = 4096
 """Triples handled at a time: a block's gathered cotangents (4096 triples x
 8 members x 32 features, 4 MB in float32) stay in the cache."""
-
 
 GATHER_COST = 50
 """A gathered weight costs about as much as this many multiply-adds of a
