@@ -13,16 +13,20 @@ during the one ordinary forward pass, so the energy is exactly the model's own
 mean and the statistics cost no extra evaluation. ``energy_std`` (eV) is the
 sample standard deviation (ddof=1) of the members' energies on every
 calculation; ``forces_std`` (eV/Angstrom, (nAtoms, 3)) is the sample standard
-deviation of the members' forces, computed only when asked for (one backward
-pass per member).
+deviation of the members' forces, computed only when asked for. For torchani's
+own ANI ensembles (the built-in models) all members' forces then come from one
+pass over the AEV's pairs and triples (ensemble_forces.py), and the forces and
+stress are the members' mean, equal to autograd's to float rounding; any other
+ensemble takes one backward pass per member.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -32,6 +36,9 @@ from ase.stress import full_3x3_to_voigt_6_stress
 
 from mlpotential.backends.calculator_base import check_elements, check_stress_periodicity
 from mlpotential.units import ModelUnits
+
+if TYPE_CHECKING:
+    from mlpotential.backends.torchani.ensemble_forces import EnsembleForces
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,16 @@ def _energy_tensor(output: Any) -> torch.Tensor:
     return energies.reshape(())
 
 
+def _ensemble_forces(model: torch.nn.Module) -> EnsembleForces | None:
+    """The one-pass members' forces for a torchani ANI ensemble, else ``None``."""
+    if "torchani.arch" not in sys.modules:
+        # A model built by torchani has imported it; importing it for any other model would cost seconds.
+        return None
+    from mlpotential.backends.torchani.ensemble_forces import ensemble_forces_for
+
+    return ensemble_forces_for(model)
+
+
 def _model_dtype(model: torch.nn.Module) -> torch.dtype:
     for tensor in (*model.parameters(), *model.buffers()):
         if tensor.is_floating_point():
@@ -127,6 +144,7 @@ class TorchANICalculator(Calculator):
         self.device = device or torch.device("cpu")
         self.dtype = _model_dtype(model)
         self.members = ensemble_members(model)
+        self.ensemble_forces = _ensemble_forces(model) if self.members else None
         self.implemented_properties = ["energy", "free_energy", "forces", "stress"]
         if self.members:
             self.implemented_properties += ["energy_std", "forces_std"]
@@ -144,16 +162,20 @@ class TorchANICalculator(Calculator):
         check_stress_periodicity(self.model_name, atoms, properties)
         want_stress = "stress" in properties
         want_forces_std = "forces_std" in properties and bool(self.members)
-        want_forces = want_forces_std or "forces" in properties
+        if want_forces_std and self.ensemble_forces is not None:
+            self.results = self._ensemble_results(atoms, self.ensemble_forces, want_stress)
+        else:
+            want_forces = want_forces_std or "forces" in properties
+            self.results = self._autograd_results(atoms, want_forces, want_forces_std, want_stress)
 
-        to_model_distance = 1.0 / self.units.distance_to_angstrom
-        species = torch.as_tensor(self.encoding.encode(atoms.numbers), device=self.device).unsqueeze(0)
-        positions = torch.tensor(atoms.positions * to_model_distance, dtype=self.dtype, device=self.device).unsqueeze(0)
+    def _autograd_results(
+        self, atoms: Atoms, want_forces: bool, want_forces_std: bool, want_stress: bool
+    ) -> dict[str, Any]:
+        """Energy, forces and stress by autograd of the mean energy; the
+        members' forces, for ``forces_std``, by one backward pass per member."""
+        species, positions, cell, pbc = self._inputs(atoms)
         positions.requires_grad_(want_forces)
-        coordinates, cell, pbc = positions, None, None
-        if atoms.pbc.any():
-            cell = torch.tensor(atoms.cell.complete() * to_model_distance, dtype=self.dtype, device=self.device)
-            pbc = torch.tensor(atoms.pbc, dtype=torch.bool, device=self.device)
+        coordinates = positions
         strain = torch.zeros((3, 3), dtype=self.dtype, device=self.device, requires_grad=want_stress)
         if want_stress:
             # Stress as the energy's derivative with respect to a symmetric strain of positions and cell.
@@ -161,31 +183,18 @@ class TorchANICalculator(Calculator):
             coordinates, cell = coordinates @ deformation, cell @ deformation
 
         with torch.set_grad_enabled(want_forces or want_stress), _member_outputs(self.members) as member_energies:
-            if cell is None:
-                output = self.model((species, coordinates))
-            else:
-                output = self.model((species, coordinates), cell=cell, pbc=pbc)
-            energy = _energy_tensor(output)
+            energy = self._energy(species, coordinates, cell, pbc)
 
-        energy_to_ev = self.units.energy_to_ev
+        results = self._energy_results(energy, member_energies)
         force_to_ev_per_angstrom = self.units.force_to_ev_per_angstrom
-        results: dict[str, Any] = {"energy": energy.item() * energy_to_ev}
-        results["free_energy"] = results["energy"]
-        if len(member_energies) > 1:
-            values = torch.stack([member.detach().reshape(()) for member in member_energies]).cpu().numpy()
-            results["energy_std"] = float(np.std(values.astype(np.float64), ddof=1)) * energy_to_ev
         if want_forces_std:
-            member_gradients = (
-                torch.stack(
-                    [
-                        torch.autograd.grad(member.sum(), positions, retain_graph=True)[0].squeeze(0)
-                        for member in member_energies
-                    ]
-                )
-                .cpu()
-                .numpy()
+            member_gradients = torch.stack(
+                [
+                    torch.autograd.grad(member.sum(), positions, retain_graph=True)[0].squeeze(0)
+                    for member in member_energies
+                ]
             )
-            member_forces = -member_gradients.astype(np.float64)
+            member_forces = -member_gradients.cpu().numpy().astype(np.float64)
             results["forces_std"] = np.std(member_forces, axis=0, ddof=1) * force_to_ev_per_angstrom
         if want_forces or want_stress:
             inputs = [positions] if want_forces else []
@@ -196,6 +205,58 @@ class TorchANICalculator(Calculator):
                 forces = -gradients[0].squeeze(0).cpu().numpy().astype(np.float64)
                 results["forces"] = forces * force_to_ev_per_angstrom
             if want_stress:
-                virial = gradients[-1].cpu().numpy().astype(np.float64) * energy_to_ev
-                results["stress"] = full_3x3_to_voigt_6_stress(virial / atoms.get_volume())
-        self.results = results
+                results["stress"] = self._stress(gradients[-1], atoms)
+        return results
+
+    def _ensemble_results(self, atoms: Atoms, ensemble_forces: EnsembleForces, want_stress: bool) -> dict[str, Any]:
+        """Energy, ``forces_std`` and the forces (and stress) as the members'
+        mean, all members' gradients from one pass (see ensemble_forces.py):
+        the same numbers as by autograd, to rounding."""
+        species, positions, cell, pbc = self._inputs(atoms)
+        with torch.enable_grad(), ensemble_forces.observe() as observed, _member_outputs(self.members) as members:
+            energy = self._energy(species, positions, cell, pbc)
+        gradients = ensemble_forces.gradients(observed, members, virial=want_stress)
+
+        results = self._energy_results(energy, members)
+        member_forces = -gradients.positions.cpu().numpy().astype(np.float64)
+        force_to_ev_per_angstrom = self.units.force_to_ev_per_angstrom
+        results["forces"] = member_forces.mean(axis=0) * force_to_ev_per_angstrom
+        results["forces_std"] = np.std(member_forces, axis=0, ddof=1) * force_to_ev_per_angstrom
+        if gradients.virial is not None:
+            results["stress"] = self._stress(gradients.virial.double().mean(dim=0), atoms)
+        return results
+
+    def _inputs(self, atoms: Atoms) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Species (1, nAtoms), positions (1, nAtoms, 3), and for a periodic
+        system the cell (3, 3) and pbc (3,), in the model's distance unit."""
+        to_model_distance = 1.0 / self.units.distance_to_angstrom
+        species = torch.as_tensor(self.encoding.encode(atoms.numbers), device=self.device).unsqueeze(0)
+        positions = torch.tensor(atoms.positions * to_model_distance, dtype=self.dtype, device=self.device).unsqueeze(0)
+        if not atoms.pbc.any():
+            return species, positions, None, None
+        cell = torch.tensor(atoms.cell.complete() * to_model_distance, dtype=self.dtype, device=self.device)
+        return species, positions, cell, torch.tensor(atoms.pbc, dtype=torch.bool, device=self.device)
+
+    def _energy(
+        self, species: torch.Tensor, coordinates: torch.Tensor, cell: torch.Tensor | None, pbc: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The model's energy (model units, a 0-d tensor)."""
+        if cell is None:
+            return _energy_tensor(self.model((species, coordinates)))
+        return _energy_tensor(self.model((species, coordinates), cell=cell, pbc=pbc))
+
+    def _energy_results(self, energy: torch.Tensor, member_energies: Sequence[torch.Tensor]) -> dict[str, Any]:
+        """``energy``, ``free_energy`` and, for an ensemble, ``energy_std`` (eV)."""
+        energy_to_ev = self.units.energy_to_ev
+        results: dict[str, Any] = {"energy": energy.item() * energy_to_ev}
+        results["free_energy"] = results["energy"]
+        if len(member_energies) > 1:
+            values = torch.stack([member.detach().reshape(()) for member in member_energies]).cpu().numpy()
+            results["energy_std"] = float(np.std(values.astype(np.float64), ddof=1)) * energy_to_ev
+        return results
+
+    def _stress(self, virial: torch.Tensor, atoms: Atoms) -> np.ndarray:
+        """ASE's Voigt stress (eV/Angstrom^3) from the energy's derivative by
+        a symmetric strain (model energy unit)."""
+        virial_ev = virial.detach().cpu().numpy().astype(np.float64) * self.units.energy_to_ev
+        return full_3x3_to_voigt_6_stress(virial_ev / atoms.get_volume())

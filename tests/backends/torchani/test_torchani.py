@@ -130,9 +130,12 @@ def test_force_statistics_only_when_asked(calculators: dict[str, TorchANICalcula
     plain = dict(calculator.results)
     assert "forces_std" not in plain and plain["energy_std"] > 0
     calculator.calculate(atoms, ["energy", "forces", "forces_std"])
-    # Asking for statistics does not change the energy or forces by a single bit.
+    # Asking for statistics does not change the energy by a single bit; the forces are then the
+    # members' mean (ensemble_forces.py): autograd's to float32 rounding.
     assert calculator.results["energy"] == plain["energy"]
-    np.testing.assert_array_equal(calculator.results["forces"], plain["forces"])
+    assert calculator.results["energy_std"] == plain["energy_std"]
+    scale = np.abs(plain["forces"]).max()
+    np.testing.assert_allclose(calculator.results["forces"], plain["forces"], rtol=0, atol=1e-5 * scale)
 
 
 @pytest.mark.parametrize(
@@ -197,7 +200,7 @@ def test_cell_list_gives_the_all_pairs_result(calculators: dict[str, TorchANICal
     reference = TorchANICalculator(all_pairs_copy(calculator.model), model_name="ANI-2x", encoding=SpeciesEncoding())
     box = water_box(copies=4)
     assert len(box) >= PERIODIC_CELL_LIST_ATOMS
-    assert SizeAdaptiveNeighbors._cell_list_fits(5.1, len(box), torch.tensor(box.cell.array), torch.tensor(box.pbc))
+    assert SizeAdaptiveNeighbors()._cell_list_fits(5.1, len(box), torch.tensor(box.cell.array), torch.tensor(box.pbc))
     slab = box.copy()
     slab.pbc = (True, True, False)
     for system in (box, slab):
