@@ -15,6 +15,7 @@ SUBCOMMANDS: dict[str, str] = {
     "client": "drive any AMS-compatible worker; --check runs the conformance suite",
     "run": "run an AMS-style job (SinglePoint, GeometryOptimization, MolecularDynamics)",
     "train": "train a native HDNNP model from a config file",
+    "learn": "active learning: explore with a committee, label where it is unsure, retrain",
     "gpr": "GPR surrogate: train, test and augment from an aenet-gpr train.in",
     "install": "the installation wizard: list, install, uninstall backends",
 }

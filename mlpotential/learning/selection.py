@@ -96,3 +96,24 @@ def spread_candidates(frames: Sequence[FrameUncertainty], classes: Sequence[str]
         if len(chosen) == count:
             break
     return sorted(chosen)
+
+
+def select_across(
+    trajectories: Sequence[tuple[Sequence[FrameUncertainty], Sequence[str]]], criteria: Criteria
+) -> list[tuple[int, int]]:
+    """Up to ``criteria.candidates`` frames of several trajectories, as
+    (trajectory, frame) pairs: each trajectory's spread candidates, the most
+    uncertain of all kept. A trajectory that failed before any candidate
+    offers its first failed frame instead when its atoms are not too close:
+    the committee knows nothing there yet, and without it the loop would
+    never learn the way out."""
+    offered: list[tuple[float, int, int]] = []
+    for number, (frames, classes) in enumerate(trajectories):
+        chosen = spread_candidates(frames, classes, criteria.candidates)
+        if not chosen and FAILED in classes:
+            first = classes.index(FAILED)
+            if frames[first].min_distance >= criteria.min_distance and np.isfinite(frames[first].max_force_std):
+                chosen = [first]
+        offered += [(frames[index].max_force_std, number, index) for index in chosen]
+    best = sorted(offered, key=lambda item: -item[0])[: criteria.candidates]
+    return sorted((number, index) for _, number, index in best)

@@ -55,9 +55,14 @@ class TrainingResult:
     predictions: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
-def train(config: TrainingConfig, structures: Sequence[Structure] | None = None) -> TrainingResult:
+def train(
+    config: TrainingConfig, structures: Sequence[Structure] | None = None, initial_model: Path | None = None
+) -> TrainingResult:
     """Train a model as ``config`` says. ``structures`` replaces the config's
-    ``data`` sources when given (the Python API for data already in memory)."""
+    ``data`` sources when given (the Python API for data already in memory).
+    ``initial_model`` (a model file of the same elements, descriptors and
+    network) warm-starts training from its weights and scaling instead of
+    the seed's fresh networks (active learning retrains this way)."""
     started = time.perf_counter()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
@@ -88,6 +93,8 @@ def train(config: TrainingConfig, structures: Sequence[Structure] | None = None)
     descriptor_seconds = time.perf_counter() - descriptor_started
 
     model = _initial_model(parameters, config, everything, descriptors, split["train"], dtype)
+    if initial_model is not None:
+        _warm_start(model, initial_model)
     species = [model.symmetry_functions.species(s.symbols) for s in everything]
     model = model.to(device)
     dataset = _Dataset(everything, descriptors, species, model, dtype, device)
@@ -167,6 +174,20 @@ def _initial_model(
         torch.tensor([structures[i].energy for i in train_ids], dtype=torch.float64),
     )
     return model
+
+
+def _warm_start(model: HDNNPModel, path: Path) -> None:
+    """Replace ``model``'s weights, scaling and reference energies by those
+    of the model file ``path``, which must describe the same model."""
+    from mlpotential.backends.hdnnp.model_file import load_model
+
+    previous = load_model(path)
+    if previous.descriptor != model.descriptor or previous.shape != model.shape:
+        raise DataError(
+            f"{path}: its elements, descriptors or network differ from this training's; cannot start from it"
+        )
+    dtype = next(model.parameters()).dtype
+    model.load_state_dict({name: value.to(dtype) for name, value in previous.state_dict().items()})
 
 
 def _training_device(name: str) -> torch.device:
