@@ -19,7 +19,7 @@ from ase import Atoms, units
 from ase.calculators.calculator import all_changes
 from ase.md.bussi import Bussi
 from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from ase.md.velocitydistribution import thermalize_momenta
 from ase.neighborlist import neighbor_list
 
 from mlpotential.host.pipe_engine import PipeEngine
@@ -102,7 +102,7 @@ def explore(
     :class:`CommitteeEngine`), stopping at the first failed frame."""
     atoms = start.copy()
     atoms.calc = engine
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+    thermalize_momenta(atoms, temperature, rng=rng)
     timestep = settings.timestep * units.fs
     if settings.thermostat == "langevin":
         dynamics = Langevin(
