@@ -132,7 +132,7 @@ def test_run_refuses_bad_jobs_in_one_line(tmp_path: Path, content: bytes, messag
     assert not (tmp_path / "out").exists()  # no worker started, nothing written
 
 
-@pytest.mark.parametrize("subcommand", ["run", "gpr", "train"])
+@pytest.mark.parametrize("subcommand", ["run", "gpr", "train", "learn"])
 def test_unreadable_files_are_named(tmp_path: Path, subcommand: str) -> None:
     (tmp_path / "folder").mkdir()
     assert_one_line(mlpotential(tmp_path, subcommand, "folder"), "cannot read folder: Is a directory")

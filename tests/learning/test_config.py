@@ -78,3 +78,19 @@ def test_structural_errors_name_the_section(tmp_path: Path, text: str, message: 
 def test_a_missing_file_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(LearnConfigError, match="learn.yaml"):
         load_config(tmp_path / "learn.yaml")
+
+
+def test_the_command_refuses_a_bad_config_in_one_line_and_starts_nothing(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    write(tmp_path, MINIMAL + "criteria: {candidates: none}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "mlpotential", "learn", "learn.yaml"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "mlpotential learn: error: learn.yaml: criteria.candidates 'none' is not an integer "
+        "(it must be at least 1 and at most 1000000)"
+    ]
+    assert not (tmp_path / "results").exists()

@@ -94,7 +94,15 @@ def test_a_resumed_stage_replaces_its_frames_instead_of_adding_them(tmp_path: Pa
 def _learn(config: Path, results: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "mlpotential", "learn", str(config), "--results", str(results)]
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # as a terminal's foreground process has it: a shell's background job inherits SIGINT ignored
+    return subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def _dataset(results: Path) -> list[tuple]:
