@@ -94,6 +94,8 @@ class ActiveLearning:
         self.say = say
         address = scheduler or config.reference.scheduler
         reference = config.reference.reference
+        self.reference_calls = 0
+        """Calculations asked of the reference in the current labelling stage."""
         self.labeller = (
             DaskLabeller(reference, address) if address else LocalLabeller(reference, config.reference.processes)
         )
@@ -179,6 +181,7 @@ class ActiveLearning:
     def _label(self, iteration: int) -> bool:
         """Label the candidates (iteration 0: the initial structures and the
         test set) and rewrite the dataset with them."""
+        self.reference_calls = 0
         if iteration == 0:
             frames, failures = self._initial_frames()
         else:
@@ -188,7 +191,11 @@ class ActiveLearning:
         kept = [frame for frame in read_frames(self.paths.dataset) if frame.info["iteration"] < iteration]
         _replace_file(self.paths.dataset, [*kept, *frames])
         self._update_summary(
-            iteration, frames_labelled=len(frames), failed_labels=failures, dataset_size=len(kept) + len(frames)
+            iteration,
+            frames_labelled=len(frames),
+            failed_labels=failures,
+            dataset_size=len(kept) + len(frames),
+            reference_calls=self.reference_calls,
         )
         self.say(
             f"iteration {iteration}: labelled {len(frames)} frames"
@@ -242,7 +249,7 @@ class ActiveLearning:
             {
                 "iterations": entries,
                 "converged": bool(entries and entries[-1].get("converged")),
-                "reference_calls": sum(e.get("frames_labelled", 0) + len(e.get("failed_labels", [])) for e in entries),
+                "reference_calls": sum(e.get("reference_calls", 0) for e in entries),
                 "final_committee": [str(path) for path in final],
             },
         )
@@ -303,6 +310,7 @@ class ActiveLearning:
         """Reference labels for ``candidates``; a failed one is reported and
         left out."""
         labels = self.labeller.label(list(candidates))
+        self.reference_calls += len(candidates)
         frames, failures = [], []
         for atoms, label in zip(candidates, labels):
             origin = atoms.info.get("origin", "")

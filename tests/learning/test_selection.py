@@ -11,6 +11,7 @@ from mlpotential.learning.selection import (
     Criteria,
     FrameUncertainty,
     classify_trajectory,
+    select_across,
     spread_candidates,
 )
 
@@ -64,3 +65,21 @@ def test_no_candidate_no_selection_and_bad_levels_are_refused() -> None:
     assert spread_candidates(trajectory, classify_trajectory(trajectory, Criteria()), 3) == []
     with pytest.raises(ValueError, match="below force_std_upper"):
         Criteria(force_std_lower=0.5, force_std_upper=0.4)
+
+
+def test_across_trajectories_the_most_uncertain_spread_candidates_are_kept() -> None:
+    criteria = Criteria(force_std_lower=0.1, force_std_upper=0.4, candidates=3)
+    quiet = frames([0.01] * 50)
+    busy = frames([0.2 + 0.001 * i for i in range(50)])
+    failing_at_once = frames([0.45, 0.5])
+    trajectories = [(t, classify_trajectory(t, criteria)) for t in (quiet, busy, failing_at_once)]
+    chosen = select_across(trajectories, criteria)
+    assert (2, 0) in chosen  # a run that failed before any candidate offers its failed frame
+    assert all(number != 0 for number, _ in chosen)  # nothing from the accurate run
+    assert len(chosen) == 3
+
+
+def test_a_failed_frame_with_atoms_too_close_is_never_offered() -> None:
+    criteria = Criteria(force_std_lower=0.1, force_std_upper=0.4, min_distance=1.0)
+    collapsed = frames([0.45], distances=[0.6])
+    assert select_across([(collapsed, classify_trajectory(collapsed, criteria))], criteria) == []
