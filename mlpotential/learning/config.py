@@ -26,16 +26,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from mlpotential.atomistic.structures import DataSource
-from mlpotential.backends.hdnnp.config import ConfigError, TrainingConfig, config_from_dict
 from mlpotential.backends.runtime import THREAD_COUNTS
 from mlpotential.inputs import BadValue, Range, number, read_text
 from mlpotential.learning.labelling import Reference
 from mlpotential.learning.selection import Criteria
+
+if TYPE_CHECKING:
+    from mlpotential.backends.hdnnp.config import TrainingConfig
 
 
 class LearnConfigError(ValueError):
@@ -220,6 +222,9 @@ class _Reader:
         backend = section.get("backend", "hdnnp")
         if backend != "hdnnp":
             raise BadValue("model.backend", f"must be hdnnp (the only trainable committee so far), not {backend!r}")
+        # here, not at the top: it imports torch, which a config error need not wait for
+        from mlpotential.backends.hdnnp.config import ConfigError, config_from_dict
+
         training = section.get("training") or {}
         if not isinstance(training, Mapping):
             raise BadValue("model.training", f"must be a mapping of HDNNP training sections, not {training!r}")
