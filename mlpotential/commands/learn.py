@@ -25,21 +25,28 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    from mlpotential.host.client import EngineError
+    try:
+        return _learn(args)
+    except KeyboardInterrupt:  # Ctrl-C anywhere, even while importing: one line, the usual status
+        print("mlpotential learn: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+def _learn(args: argparse.Namespace) -> int:
     from mlpotential.learning.config import LearnConfigError, load_config
-    from mlpotential.learning.loop import ActiveLearning
 
     try:
         config = load_config(args.config)
     except LearnConfigError as exc:
         print(f"mlpotential learn: error: {exc}", file=sys.stderr)
         return 2
+    # after the config's checks: these import the host, ASE's MD and matplotlib
+    from mlpotential.host.client import EngineError
+    from mlpotential.learning.loop import ActiveLearning
+
     folder = Path(args.results) if args.results else config.base_dir / config.results
     try:
         ActiveLearning(config, folder, scheduler=args.scheduler, say=_say).run()
-    except KeyboardInterrupt:
-        print(f"mlpotential learn: interrupted; run the same command again to resume from {folder}", file=sys.stderr)
-        return 130
     except (EngineError, RuntimeError, ValueError, OSError) as exc:  # bad data, models or engines: one line
         print(f"mlpotential learn: error: {exc}", file=sys.stderr)
         return 1
