@@ -41,15 +41,20 @@ iterations: {iterations}
 """
 
 
-def tiny_config(folder: Path, iterations: int = 1, steps: int = 10, broken: bool = False) -> Path:
+def tiny_config(folder: Path, iterations: int = 1, steps: int = 10, broken: bool = False, test: bool = False) -> Path:
     """A config of a 2-member committee on 4-atom cells; with ``broken``,
-    one of the initial structures makes the reference fail."""
+    one of the initial structures makes the reference fail; with ``test``,
+    two more cells are the held-out test set."""
     cells = copper_cells(3)
     if broken:
         cells.append(unreachable(cells[0]))
     write_structures(folder / "initial.xyz", cells)
+    text = CONFIG.format(reference=FAILING_REFERENCE, steps=steps, iterations=iterations)
+    if test:
+        write_structures(folder / "test.xyz", copper_cells(5)[3:])
+        text += "test: {structures: [test.xyz]}\n"
     path = folder / "learn.yaml"
-    path.write_text(CONFIG.format(reference=FAILING_REFERENCE, steps=steps, iterations=iterations))
+    path.write_text(text)
     return path
 
 
@@ -77,9 +82,13 @@ def test_one_iteration_with_a_failing_reference_structure(tmp_path: Path) -> Non
 
 @pytest.mark.slow
 def test_a_resumed_stage_replaces_its_frames_instead_of_adding_them(tmp_path: Path) -> None:
-    config = load_config(tiny_config(tmp_path))
+    config = load_config(tiny_config(tmp_path, test=True))
     results = tmp_path / "results"
-    ActiveLearning(config, results, say=lambda line: None).run()
+    report = ActiveLearning(config, results, say=lambda line: None).run()
+    assert len(read_frames(results / "test.xyz")) == 2
+    assert report["reference_calls"] == 3 + 2 + 2  # initial, test set, candidates
+    for entry in report["iterations"]:
+        assert entry["test_errors"]["frames"] == 2 and entry["test_errors"]["force_rmse"] > 0
     # resumed after its labelling stage, the iteration is labelled once, not twice
     write_json(Paths(results).state, {"iteration": 1, "stage": "labelled", "converged": False})
     before = (results / "dataset.xyz").read_text()
