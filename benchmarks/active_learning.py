@@ -8,9 +8,10 @@ descriptors, training stages).
 Rows:
 
 * active learning: the final committee of ``mlpotential learn`` on
-  examples/active_learning/learn.yaml (warm-started iteration by iteration);
+  examples/active_learning/learn.yaml, as the loop trained it;
 * active learning, retrained: its dataset, trained from scratch as the
-  random set is (separates the data's value from the warm starts');
+  random set is (separates the data's value from warm starts', when the
+  run used them; without, the same models as the row above);
 * random: the rattled cells.
 
 Error: every committee on independent MD frames, NVT runs with EMT itself
