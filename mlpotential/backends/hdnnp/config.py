@@ -187,6 +187,9 @@ class _BesideModel:
     def __repr__(self) -> str:
         return "BESIDE_MODEL"
 
+    def __reduce__(self) -> str:
+        return "BESIDE_MODEL"  # unpickled (in a child process) as the one instance
+
 
 BESIDE_MODEL = _BesideModel()
 STORE_NAME = "descriptors.sqlite"
@@ -242,7 +245,7 @@ class TrainingConfig:
 
     def store_path(self) -> Path | None:
         """Where the descriptor store is (None: in memory)."""
-        if self.descriptor_store is BESIDE_MODEL:
+        if isinstance(self.descriptor_store, _BesideModel):
             return self.resolve(self.model_path).parent / STORE_NAME
         return self.resolve(self.descriptor_store)
 

@@ -37,6 +37,7 @@ from torch import nn
 from tqdm import tqdm
 
 from mlpotential.atomistic.structures import DataError, Structure, load_structures, require_labels
+from mlpotential.atomistic.symmetry_function_parameters import SymmetryFunctionParameters
 from mlpotential.backends.hdnnp.config import LossSettings, Stage, TrainingConfig
 from mlpotential.backends.hdnnp.descriptor_store import DescriptorStore, StructureDescriptors
 from mlpotential.backends.hdnnp.model_file import save_model
@@ -84,22 +85,8 @@ def _train(config: TrainingConfig, structures: Sequence[Structure] | None, ranks
     device = ranks.device(_training_device(config.device))
     dtype = torch.float64 if config.dtype == "float64" else torch.float32
 
-    if structures is None and not config.data:
-        raise DataError("no training data given")
-    train_pool = list(structures) if structures is not None else _load(config.data, config)
-    test_pool = _load(config.test_data, config) if config.test_data else []
-    require_labels([*train_pool, *test_pool], need_forces=False, purpose="HDNNP training")
-    elements = {s for structure in [*train_pool, *test_pool] for s in structure.symbols}
-    parameters = config.descriptor.build(elements)
-    missing = elements - set(parameters.elements)
-    if missing:
-        raise DataError(
-            f"the data contain element(s) {', '.join(sorted(missing))} that the descriptor does not list "
-            f"({', '.join(parameters.elements)})"
-        )
-    split = _split(len(train_pool), len(test_pool), config)
+    everything, split, parameters = _data(config, structures)
     samples = _bootstrap(split["train"], config.seed) if config.bootstrap else split["train"]
-    everything = [*train_pool, *test_pool]
 
     # The batch order's generator: its first draw is the first Adam stage's
     # order, which also deals the samples to the ranks.
@@ -185,6 +172,38 @@ def _train(config: TrainingConfig, structures: Sequence[Structure] | None, ranks
         _write(model, model_path, plot_path, config.resolve(config.report), report, predictions, errors)
     ranks.barrier()  # the files exist when any rank returns
     return TrainingResult(model, errors, report, model_path, plot_path, predictions)
+
+
+def store_descriptors(config: TrainingConfig, structures: Sequence[Structure] | None = None) -> dict[str, Any]:
+    """Compute the descriptors of all the data into the configured store
+    (those not there yet), as training would; returns its hits, misses,
+    path and size in bytes. Committee members then all read them."""
+    everything, _, parameters = _data(config, structures)
+    path = config.store_path()
+    with DescriptorStore(path) as store:
+        structure_descriptors(everything, parameters, store, _training_device(config.device), config.progress)
+        return {"hits": store.hits, "misses": store.misses, "path": str(path), "bytes": store.size_bytes}
+
+
+def _data(
+    config: TrainingConfig, structures: Sequence[Structure] | None
+) -> tuple[list[Structure], dict[str, list[int]], SymmetryFunctionParameters]:
+    """All structures ([training pool..., given test set...]), the split
+    (indices into them) and the descriptor of their elements."""
+    if structures is None and not config.data:
+        raise DataError("no training data given")
+    train_pool = list(structures) if structures is not None else _load(config.data, config)
+    test_pool = _load(config.test_data, config) if config.test_data else []
+    require_labels([*train_pool, *test_pool], need_forces=False, purpose="HDNNP training")
+    elements = {s for structure in [*train_pool, *test_pool] for s in structure.symbols}
+    parameters = config.descriptor.build(elements)
+    missing = elements - set(parameters.elements)
+    if missing:
+        raise DataError(
+            f"the data contain element(s) {', '.join(sorted(missing))} that the descriptor does not list "
+            f"({', '.join(parameters.elements)})"
+        )
+    return [*train_pool, *test_pool], _split(len(train_pool), len(test_pool), config), parameters
 
 
 def _write(model, model_path, plot_path, report_path, report, predictions, errors) -> None:
