@@ -21,6 +21,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any
 
 from mlpotential.errors import EngineSetupError
@@ -130,8 +131,6 @@ def _child(task: Task, sender: Connection, parent: int) -> None:
     try:
         value = task.function(*task.arguments)
     except BaseException as error:  # noqa: BLE001 - every failure goes back as one line
-        if not _is_expected(error):
-            traceback.print_exc(file=sys.stderr)
         sender.send_bytes(pickle.dumps(("error", _one_line(error), _is_expected(error))))
         sender.close()
         sys.exit(1)
@@ -155,6 +154,12 @@ def _is_expected(error: BaseException) -> bool:
 
 
 def _one_line(error: BaseException) -> str:
+    """The error's message; for an unexpected one (a bug, a lost peer) its
+    type and where it was raised as well."""
     message = error.message if isinstance(error, EngineSetupError) else str(error)
     message = " ".join(message.split()) or type(error).__name__
-    return message if _is_expected(error) else f"{type(error).__name__}: {message}"
+    if _is_expected(error):
+        return message
+    frame = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
+    where = f" (raised at {Path(frame.filename).name}:{frame.lineno})" if frame else ""
+    return f"{type(error).__name__}: {message}{where}"
