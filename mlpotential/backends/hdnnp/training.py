@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from mlpotential.atomistic.structures import DataError, Structure, load_structures, require_labels
 from mlpotential.atomistic.symmetry_function_parameters import SymmetryFunctionParameters
+from mlpotential.atomistic.symmetry_functions import SymmetryFunctionSet
 from mlpotential.backends.hdnnp.config import LossSettings, Stage, TrainingConfig
 from mlpotential.backends.hdnnp.descriptor_store import DescriptorStore, StructureDescriptors
 from mlpotential.backends.hdnnp.model_file import save_model
@@ -112,15 +113,10 @@ def _train(config: TrainingConfig, structures: Sequence[Structure] | None, ranks
     descriptors = dict(zip(mine, local))
     descriptor_seconds = time.perf_counter() - descriptor_started
 
-    torch.manual_seed(config.seed)
-    model = HDNNPModel(parameters, config.network).to(dtype)
-    species = {i: model.symmetry_functions.species(everything[i].symbols) for i in range(len(everything))}
-    _fit_scaling(model, shards.all_samples().mine.tolist(), descriptors, species, ranks)
-    model.fit_reference_energies(
-        composition_matrix([species[i] for i in samples], len(parameters.elements)),
-        torch.tensor([everything[i].energy for i in samples], dtype=torch.float64),
-    )
-    model = model.to(device)
+    symmetry_functions = SymmetryFunctionSet(parameters)
+    species = {i: symmetry_functions.species(s.symbols) for i, s in enumerate(everything)}
+    model = _initial_model(parameters, config, everything, samples, descriptors, species, shards, ranks)
+    model = model.to(device, dtype)
     dataset = _Dataset(mine, [everything[i] for i in mine], local, [species[i] for i in mine], model, dtype, device)
     sets = {name: dataset.batch(shards.evaluation_set(ids)) for name, ids in split.items() if ids and name != "train"}
     sets = {"train": dataset.batch(shards.all_samples()), **sets}
@@ -224,6 +220,30 @@ def _store_path(config: TrainingConfig, ranks: Ranks) -> Path | None:
     if path is None or not ranks.distributed:
         return path
     return path.with_name(f"{path.stem}.rank{ranks.rank}of{ranks.size}{path.suffix}")
+
+
+def _initial_model(
+    parameters: SymmetryFunctionParameters,
+    config: TrainingConfig,
+    structures: Sequence[Structure],
+    samples: Sequence[int],
+    descriptors: dict[int, StructureDescriptors],
+    species: dict[int, torch.Tensor],
+    shards: Shards,
+    ranks: Ranks,
+) -> HDNNPModel:
+    """Networks initialised with the seed (the same on every rank); the
+    descriptor scaling fitted on the training samples of all ranks, the
+    reference energies on all training samples (every rank knows them)."""
+    torch.manual_seed(config.seed)
+    dtype = torch.float64 if config.dtype == "float64" else torch.float32
+    model = HDNNPModel(parameters, config.network).to(dtype)
+    _fit_scaling(model, shards.all_samples().mine.tolist(), descriptors, species, ranks)
+    model.fit_reference_energies(
+        composition_matrix([species[i] for i in samples], len(parameters.elements)),
+        torch.tensor([structures[i].energy for i in samples], dtype=torch.float64),
+    )
+    return model
 
 
 def _fit_scaling(

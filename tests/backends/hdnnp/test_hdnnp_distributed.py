@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +101,38 @@ def test_a_failing_rank_ends_the_run_with_one_line(data_folder: Path, capsys: py
     children = psutil.Process().children(recursive=True)
     # multiprocessing's resource tracker stays for the life of the test process
     assert [p for p in children if "resource_tracker" not in " ".join(p.cmdline())] == []
+
+
+@pytest.mark.slow
+def test_torchrun_starts_the_same_ranks(data_folder: Path) -> None:
+    """``torchrun -m mlpotential train``: each process joins as the rank
+    torchrun's variables say, and the model is --nproc's."""
+    config_path = write_config(data_folder, "torchrun")
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "mlpotential"]
+    done = subprocess.run([*command, "train", str(config_path)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("2 rank(s)") == 1  # rank 0 alone reports
+    assert cli(["train", str(write_config(data_folder, "nproc")), "--nproc", "2", "--quiet"]) == 0
+    torchrun, nproc = load_model(data_folder / "torchrun/model.pt"), load_model(data_folder / "nproc/model.pt")
+    for name, value in nproc.state_dict().items():
+        assert torch.equal(torchrun.state_dict()[name], value), name
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--nproc", "0"], "--nproc must be at least 1"),
+        (["--committee", "1"], "--committee must be at least 2"),
+        (["--bootstrap"], "--bootstrap needs --committee"),
+    ],
+)
+def test_bad_options_are_refused(
+    data_folder: Path, options: list[str], message: str, capsys: pytest.CaptureFixture
+) -> None:
+    with pytest.raises(SystemExit) as exit_status:
+        cli(["train", str(write_config(data_folder, "refused")), *options])
+    assert exit_status.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 def check_committee(data_folder: Path, name: str, nproc: str, capsys: pytest.CaptureFixture) -> None:
