@@ -120,7 +120,9 @@ def joined(device: torch.device, timeout_s: float = COLLECTIVE_TIMEOUT_S) -> Ite
         return
     if ranks.device(device).type == "cuda":
         torch.cuda.set_device(ranks.device(device))
-    backend = "nccl" if device.type == "cuda" else "gloo"
+    # On CUDA, NCCL carries the gradients and gloo the small CPU tensors
+    # (counts, scaling statistics, predictions) that need no GPU.
+    backend = "cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo"
     dist.init_process_group(
         backend,
         init_method="env://",
