@@ -12,6 +12,7 @@ runs.
 from __future__ import annotations
 
 import datetime
+import inspect
 import os
 import warnings
 from collections.abc import Iterator
@@ -83,11 +84,21 @@ class Ranks:
         # The last layer's weight (1 x width) gets its gradient with other
         # strides than DDP's bucket; the copy costs nothing at this size.
         warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
-        synchronised = nn.parallel.DistributedDataParallel(module)
+        synchronised = nn.parallel.DistributedDataParallel(module, **_NO_BUFFER_SYNC)
         # The gradients of the global loss are the sum of the ranks' (each rank's
         # loss is already divided by the global batch), not DDP's mean.
         synchronised.register_comm_hook(None, _sum_gradients)
         return synchronised
+
+
+_NO_BUFFER_SYNC = (
+    {"forward_sync_buffers": False}
+    if "forward_sync_buffers" in inspect.signature(nn.parallel.DistributedDataParallel).parameters
+    else {"broadcast_buffers": False}
+)
+"""DDP without a broadcast of the buffers (scaling, reference energies)
+before every step: they are the same on every rank and never change while
+training. (The option's name changed in torch 2.13.)"""
 
 
 def _sum_gradients(state, bucket):  # DDP checks the annotations, and postponed ones fail its check
