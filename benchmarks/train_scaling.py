@@ -6,12 +6,12 @@ ranks is from the one-process model (same seed, same global batch).
 Data: 200 Cu32 cells (fcc, lattice constant scaled by 0.97-1.03, atoms
 displaced by 0.08 Angstrom, EMT energies and forces), the default
 descriptor (cutoff 6.5 Angstrom, 16 features), (10, 10) tanh networks, Adam
-with batch 16, float32, one thread per process. Also the descriptor store's
+with batch 16 (``--batch-size``), float32, one thread per process. Also the descriptor store's
 size beside what the per-image form (store version 1) would take.
 
 Prints a table and writes benchmarks/results/train_scaling.json.
 
-    .venv/bin/python benchmarks/train_scaling.py [--processes 1 2] [--epochs 40]
+    .venv/bin/python benchmarks/train_scaling.py [--processes 1 2 4] [--epochs 40] [--batch-size 16]
 """
 
 from __future__ import annotations
@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--structures", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, default=16, help="the global batch (structures)")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     args = parser.parse_args(argv)
 
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         for processes in args.processes:
             config = TrainingConfig(
                 data=(DataSource("cells.extxyz"),),
-                stages=(Stage(epochs=args.epochs, batch_size=16),),
+                stages=(Stage(epochs=args.epochs, batch_size=args.batch_size),),
                 early_stopping_patience=0,
                 dtype=args.dtype,
                 threads=1,
@@ -145,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     training = runs[min(runs)]
     store = {"bytes": training["store_bytes"], "per_image_bytes": per_image_store_bytes(cells)}
     print(
-        f"{args.structures} Cu32 cells, {args.epochs} Adam epochs, batch 16, {args.dtype}, one thread per process, "
+        f"{args.structures} Cu32 cells, {args.epochs} Adam epochs, batch {args.batch_size}, {args.dtype}, "
+        "one thread per process, "
         f"{os.cpu_count()} CPUs (load average {os.getloadavg()[0]:.1f})"
     )
     print(f"{'processes':>9s} {'structures/s':>13s} {'speed-up':>9s} {'efficiency':>10s} {'descriptors (s)':>15s}")
@@ -171,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         RESULTS,
         {
             "machine": machine(torch=torch.__version__),
-            "settings": vars(args) | {"batch_size": 16, "threads_per_process": 1, "cutoff": CUTOFF},
+            "settings": vars(args) | {"threads_per_process": 1, "cutoff": CUTOFF},
             "runs": {str(k): v for k, v in runs.items()},
             "descriptor_store": store,
         },
