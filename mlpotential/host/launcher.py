@@ -25,7 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from mlpotential.protocol.fifo import make_pipes, open_host_side
-from mlpotential.protocol.pipe_directory import WORKER_LOG, create_pipe_directory, remove_pipe_directory
+from mlpotential.protocol.pipe_directory import (
+    HOST_DIRECTORY_VARIABLE,
+    WORKER_LOG,
+    create_pipe_directory,
+    remove_pipe_directory,
+)
 
 _POLL_MILLISECONDS = 100
 _LOG_TAIL_LINES = 15
@@ -58,6 +63,15 @@ def _spawn(command: list[str], **options: Any) -> subprocess.Popen[bytes]:
             f"cannot start the worker {shlex.join(command)!r}: {exc.strerror}"
             + (" (is it on PATH?)" if isinstance(exc, FileNotFoundError) else "")
         ) from None
+
+
+def _worker_environment(env: Mapping[str, str] | None) -> dict[str, str]:
+    """The worker's environment (``env``, or this process's): plus the host's
+    directory, against which our worker resolves relative model paths, since
+    it runs in its private pipe directory."""
+    environment = dict(os.environ if env is None else env)
+    environment[HOST_DIRECTORY_VARIABLE] = os.getcwd()
+    return environment
 
 
 def check_timeout(name: str, seconds: float | None) -> None:
@@ -156,7 +170,7 @@ class WorkerProcess:
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
-                    env=None if env is None else dict(env),
+                    env=_worker_environment(env),
                     # Terminal signals (Ctrl-C) go to the host, which then closes the pipes.
                     start_new_session=True,
                 )

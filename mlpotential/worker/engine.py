@@ -17,6 +17,7 @@ from mlpotential.backends.runtime import configure_threads
 from mlpotential.errors import BackendUnavailableError, EngineSetupError
 from mlpotential.protocol.errors import ProtocolError, Status
 from mlpotential.worker.log import log, show_backend_logs
+from mlpotential.worker.provenance import engine_provenance, provenance_line
 
 
 @dataclass
@@ -43,6 +44,12 @@ def load_engine(keywords: Mapping[str, str | None]) -> Engine:
             calculator = create_calculator(settings)
         for warning in caught:  # one line each in the worker's log, the file named (pickles, units)
             log(f"warning: {warning.message}")
+        print(provenance_line(engine_provenance(settings, calculator)), file=sys.stderr, flush=True)
+        if not settings.spec.uses_total_charge:
+            log(
+                f"Backend {settings.backend} Model {settings.model} does not use a total charge (neutral systems "
+                "only): a system with a non-zero totalCharge is refused"
+            )
         return Engine(settings, calculator)
     except EngineSetupError as exc:
         status = Status.RUNTIME_ERROR if isinstance(exc, BackendUnavailableError) else Status.INVALID_ARGUMENT
