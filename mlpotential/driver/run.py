@@ -54,7 +54,8 @@ from mlpotential.driver.results import (
 from mlpotential.host.pipe_engine import PipeEngine
 from mlpotential.units import FS_TO_ASE_TIME, HARTREE_TO_EV
 
-_KEPT_RESULTS = ("energy", "free_energy", "forces", "stress", "energy_std", "forces_std")
+_ASE_RESULTS = ("energy", "free_energy", "forces", "stress")
+_UNCERTAINTIES = ("energy_std", "forces_std")
 
 
 class StepLog:
@@ -91,9 +92,9 @@ def frame_with_results(atoms: Atoms) -> Atoms | None:
     if calc is None or "energy" not in calc.results or calc.check_state(atoms):
         return None
     frame = atoms.copy()
-    frame.calc = SinglePointCalculator(
-        frame, **{key: calc.results[key] for key in _KEPT_RESULTS if key in calc.results}
-    )
+    frame.calc = SinglePointCalculator(frame, **{key: calc.results[key] for key in _ASE_RESULTS if key in calc.results})
+    # ASE's single-point calculator takes only its own properties: the uncertainties go in afterwards
+    frame.calc.results.update({key: calc.results[key] for key in _UNCERTAINTIES if key in calc.results})
     return frame
 
 

@@ -101,6 +101,13 @@ class _Handles:
     call_fd: int = -1
     reply_fd: int = -1
     timeout: float = 2.0
+    kept_log: str = ""  # the worker's log, read before the directory that holds it goes
+
+    def read_log(self) -> str:
+        try:
+            return (self.directory / WORKER_LOG).read_text(errors="replace")
+        except OSError:
+            return self.kept_log
 
     def release(self) -> int | None:
         """Close the pipes, give the worker ``timeout`` seconds to exit, end
@@ -115,6 +122,7 @@ class _Handles:
                 code = self.process.wait(timeout=self.timeout)
             except subprocess.TimeoutExpired:
                 code = self._end_process(self.process)
+        self.kept_log = self.read_log()
         remove_pipe_directory(self.directory)
         return code
 
@@ -206,11 +214,9 @@ class WorkerProcess:
         return self.process.pid
 
     def log_text(self) -> str:
-        """Everything the worker wrote to stdout and stderr so far."""
-        try:
-            return (self.directory / WORKER_LOG).read_text(errors="replace")
-        except OSError:
-            return ""
+        """Everything the worker wrote to stdout and stderr so far (after
+        the worker was closed or stopped: all it wrote)."""
+        return self._handles.read_log()
 
     def death_message(self) -> str:
         code = self.process.returncode

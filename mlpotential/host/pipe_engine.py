@@ -174,8 +174,8 @@ class PipeEngine(Calculator):
         if self.client is not None:
             client, self.client = self.client, None
             self._system_sent = False
-            self._closed_worker_log = client.worker.log_text()  # the directory that holds it goes
             client.close(timeout)
+            self._closed_worker_log = client.worker.log_text()
 
     def __enter__(self) -> PipeEngine:
         self.start()
