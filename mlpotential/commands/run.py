@@ -81,7 +81,7 @@ def _run(args: argparse.Namespace) -> int:
         results = prepare_results_folder(results, args.input, args.overwrite)
     except ResultsFolderError as exc:
         print(f"mlpotential run: {exc}", file=sys.stderr)
-        return 2
+        return 1
     except OSError as exc:
         print(f"mlpotential run: cannot prepare {exc.filename or results}: {exc.strerror or exc}", file=sys.stderr)
         return 1

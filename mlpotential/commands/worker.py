@@ -122,7 +122,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if (args.ipi is None) != (args.structure is None):
         parser.error("--ipi and --structure go together (the i-PI protocol sends no elements and no periodicity)")
-    if args.ipi is None and not os.path.lexists(args.directory / CALL_PIPE):
+    if args.ipi is None and args.directory.is_dir() and not os.path.lexists(args.directory / CALL_PIPE):
         print(NOT_STARTED_BY_A_HOST.format(call_pipe=CALL_PIPE, directory=args.directory.absolute()), file=sys.stderr)
         return 2
     # Relative paths on the command line are the host's: a launcher runs the

@@ -74,7 +74,7 @@ def test_a_used_results_folder_is_refused_and_overwrite_empties_it(tmp_path: Pat
     assert run(job, results).returncode == 0
     (results / "old-trajectory.xyz").write_text("from the job before\n")
     refused = run(job, results)
-    assert refused.returncode == 2
+    assert refused.returncode == 1
     assert "is not empty" in refused.stderr and "--overwrite" in refused.stderr
     assert (results / "old-trajectory.xyz").exists()
     done = run(job, results, "--overwrite")
@@ -89,7 +89,7 @@ def test_overwrite_leaves_a_folder_it_did_not_make_alone(tmp_path: Path, job: Pa
     folder.mkdir()
     (folder / "chapter1.tex").write_text("precious\n")
     done = run(job, folder, "--overwrite")
-    assert done.returncode == 2
+    assert done.returncode == 1
     assert RESULTS_MARKER in done.stderr and "Traceback" not in done.stderr
     assert (folder / "chapter1.tex").read_text() == "precious\n"
 
@@ -97,7 +97,7 @@ def test_overwrite_leaves_a_folder_it_did_not_make_alone(tmp_path: Path, job: Pa
 def test_overwrite_never_empties_the_job_files_folder(tmp_path: Path, job: Path) -> None:
     (tmp_path / RESULTS_MARKER).write_text("{}")  # even one that looks like ours
     done = run(job, tmp_path, "--overwrite")
-    assert done.returncode == 2
+    assert done.returncode == 1
     assert "holds the job file" in done.stderr
     assert job.read_text() == SINGLE_POINT
 
