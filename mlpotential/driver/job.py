@@ -70,11 +70,15 @@ class Convergence:
 
 
 QUALITY_PRESETS: dict[str, Convergence] = {
-    quality: Convergence(1e-5 * factor, 1e-3 * factor, 0.01 * factor, 5e-4 * factor)
-    for quality, factor in (("VeryBasic", 100), ("Basic", 10), ("Normal", 1), ("Good", 0.1), ("VeryGood", 0.01))
+    "VeryBasic": Convergence(1e-3, 1e-1, 1.0, 5e-2),
+    "Basic": Convergence(1e-4, 1e-2, 0.1, 5e-3),
+    "Normal": Convergence(1e-5, 1e-3, 0.01, 5e-4),
+    "Good": Convergence(1e-6, 1e-4, 0.001, 5e-5),
+    "VeryGood": Convergence(1e-7, 1e-5, 0.0001, 5e-6),
 }
 """AMS's Convergence%Quality: Normal is the default thresholds; each step
-of quality multiplies all four by 10 (looser) or 0.1 (tighter)."""
+of quality multiplies all four by 10 (looser) or 0.1 (tighter). Custom
+means the thresholds given (Normal's where none is)."""
 
 
 @dataclass
