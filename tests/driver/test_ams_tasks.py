@@ -249,7 +249,8 @@ def test_engine_pipe_drives_scm_s_reference_worker(tmp_path: Path, scm_worker: s
     done, results = run(tmp_path, f"Task SinglePoint\n{system}Properties\n  Gradients Yes\nEnd\n")
     assert done.returncode == 0, done.stderr
     summary = summary_of(results)
-    energy, gradients = lennard_jones(read(results / "final.xyz").positions / BOHR_TO_ANGSTROM)
+    written = np.array([[float(f"{value:.10f}") for value in row] for row in atoms.positions])  # as in the job
+    energy, gradients = lennard_jones(written / BOHR_TO_ANGSTROM)
     assert summary["energy_hartree"] == pytest.approx(energy, rel=1e-10)
     assert np.array(summary["properties"]["gradients_hartree_per_bohr"]) == pytest.approx(gradients, rel=1e-8)
     assert summary["provenance"]["worker"] is None
