@@ -17,7 +17,7 @@ from mlpotential.protocol.ipi import Address
 from mlpotential.protocol.pipe_directory import HOST_DIRECTORY_VARIABLE
 
 NOT_STARTED_BY_A_HOST = (
-    "mlpotential worker: there is no {call_pipe} in {directory}: a worker serves a host, which creates the pipes "
+    "mlpotential worker: {call_pipe} does not exist in {directory}: a worker serves a host, which creates the pipes "
     "and starts it (mlpotential run JOB.in; mlpotential client --worker 'mlpotential worker ...' FILE; "
     "PipeEngine in Python; AMS's Engine Pipe). To serve an i-PI server instead: mlpotential worker "
     "--ipi ADDRESS --structure FILE. See mlpotential worker --help."
