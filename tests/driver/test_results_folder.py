@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from ase.io import read
 
-from mlpotential.driver.results import RESULTS_MARKER
+from mlpotential.driver.results import RESULTS_MARKER, ResultsFolderError, prepare_results_folder
 from mlpotential.protocol.pipe_directory import PROVENANCE_LINE
 
 CLUSTER = """\
@@ -100,6 +100,22 @@ def test_overwrite_never_empties_the_job_files_folder(tmp_path: Path, job: Path)
     assert done.returncode == 1
     assert "holds the job file" in done.stderr
     assert job.read_text() == SINGLE_POINT
+
+
+@pytest.mark.parametrize("protected", ["the current directory", "your home directory"])
+def test_overwrite_never_empties_the_current_or_home_directory(
+    tmp_path: Path, job: Path, monkeypatch: pytest.MonkeyPatch, protected: str
+) -> None:
+    folder = tmp_path / "folder"
+    (folder / "inside").mkdir(parents=True)
+    (folder / RESULTS_MARKER).write_text("{}")
+    if protected == "the current directory":
+        monkeypatch.chdir(folder / "inside")
+    else:
+        monkeypatch.setenv("HOME", str(folder))
+    with pytest.raises(ResultsFolderError, match=f"it holds {protected}"):
+        prepare_results_folder(folder, job, overwrite=True)
+    assert (folder / "inside").is_dir() and (folder / RESULTS_MARKER).exists()
 
 
 def test_summary_and_worker_log_record_the_provenance(tmp_path: Path, job: Path) -> None:
