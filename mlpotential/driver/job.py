@@ -30,7 +30,6 @@ TASKS = ("SinglePoint", "GeometryOptimization", "MolecularDynamics")
 OPTIMIZERS = ("Auto", "Quasi-Newton", "FIRE", "L-BFGS", "BFGS", "LBFGS")
 """AMS's optimiser names, and ASE's (BFGS is a quasi-Newton method)."""
 QUALITIES = ("VeryBasic", "Basic", "Normal", "Good", "VeryGood", "Custom")
-PROPERTIES = ("Gradients", "StressTensor", "Hessian", "NormalModes")
 YES_NO = ("Yes", "No", "True", "False")
 THERMOSTATS = ("None", "Langevin")
 VELOCITY_TYPES = ("Random", "Zero")
