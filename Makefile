@@ -32,7 +32,7 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
 demo: $(STAMP)
-	$(BIN)/mlpotential run examples/quickstart.in --results results-quickstart
+	$(BIN)/mlpotential run examples/quickstart.in --results results-quickstart --overwrite
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/pipe_overhead.py

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import subprocess
 import sys
 import tempfile
 import time
@@ -76,3 +77,20 @@ def ani_data_dir(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> 
     root = tmp_path_factory.mktemp("torchani-data")
     (root / "Neurochem").symlink_to(shared_dir / "ani-model-zoo", target_is_directory=True)
     return root
+
+
+@pytest.fixture(scope="session")
+def scm_worker(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The path of SCM's demo_cpp worker, built from ../shared/amspipe."""
+    missing = [tool for tool in ("cmake", "g++") if shutil.which(tool) is None]
+    if missing:
+        pytest.fail(f"building SCM's reference worker needs {' and '.join(missing)} (.ci/run installs them)")
+    build = tmp_path_factory.mktemp("amspipe-build")
+    source = shared_dir / "amspipe"
+    for command in (
+        ["cmake", "-S", str(source), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release"],
+        ["cmake", "--build", str(build), "--target", "demo_cpp", "-j", "2"],
+    ):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+    return str(build / "demo_cpp")

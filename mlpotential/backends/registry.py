@@ -55,6 +55,10 @@ class BackendSpec:
     with torch); ``removable`` are the distributions ``--uninstall`` removes
     (only the backend's own library: its dependencies serve others too);
     ``needs_torch``: it runs on PyTorch.
+
+    Physics: ``uses_total_charge``: its models read the system's total
+    charge; a backend without it is neutral-only, and its worker refuses a
+    system with a non-zero charge (the energy would be the neutral one's).
     """
 
     name: str
@@ -75,6 +79,7 @@ class BackendSpec:
     without_dependencies: tuple[str, ...] = ()
     removable: tuple[str, ...] = ()
     needs_torch: bool = True
+    uses_total_charge: bool = False
 
     @property
     def default_model(self) -> str:

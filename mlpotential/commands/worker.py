@@ -6,12 +6,22 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 from pathlib import Path
 
-from mlpotential.backends.keywords import KEYWORDS, REPEATABLE_KEYWORDS, option_name
+from mlpotential.backends.keywords import KEYWORDS, PATH_KEYWORDS, REPEATABLE_KEYWORDS, option_name
 from mlpotential.backends.model_files import NO_PICKLE_VARIABLE
 from mlpotential.driver.input_reader import InputError, engine_keywords, read_input
+from mlpotential.protocol.fifo import CALL_PIPE
 from mlpotential.protocol.ipi import Address
+from mlpotential.protocol.pipe_directory import HOST_DIRECTORY_VARIABLE
+
+NOT_STARTED_BY_A_HOST = (
+    "mlpotential worker: {call_pipe} does not exist in {directory}: a worker serves a host, which creates the pipes "
+    "and starts it (mlpotential run JOB.in; mlpotential client --worker 'mlpotential worker ...' FILE; "
+    "PipeEngine in Python; AMS's Engine Pipe). To serve an i-PI server instead: mlpotential worker "
+    "--ipi ADDRESS --structure FILE. See mlpotential worker --help."
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,11 +106,32 @@ def _ipi_address(text: str) -> Address:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _resolve_paths(keywords: dict[str, str | list[str]], base: Path) -> dict[str, str | list[str]]:
+    """The path keywords made absolute against ``base`` (an absolute path stays)."""
+    resolved: dict[str, str | list[str]] = {}
+    for keyword, value in keywords.items():
+        if keyword in PATH_KEYWORDS:
+            items = [str(base / item) if item else item for item in (value if isinstance(value, list) else [value])]
+            value = items if isinstance(value, list) else items[0]
+        resolved[keyword] = value
+    return resolved
+
+
 def main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if (args.ipi is None) != (args.structure is None):
         parser.error("--ipi and --structure go together (the i-PI protocol sends no elements and no periodicity)")
+    if args.ipi is None and args.directory.is_dir() and not os.path.lexists(args.directory / CALL_PIPE):
+        print(NOT_STARTED_BY_A_HOST.format(call_pipe=CALL_PIPE, directory=args.directory.absolute()), file=sys.stderr)
+        return 2
+    # Relative paths on the command line are the host's: a launcher runs the
+    # worker in its private pipe directory and names its own directory here.
+    host_directory = Path(os.environ.get(HOST_DIRECTORY_VARIABLE) or ".")
+    if args.input is not None:
+        args.input = host_directory / args.input
+    if args.summary is not None:
+        args.summary = host_directory / args.summary
     if args.ipi is None:
         # The host owns interrupts: it closes the pipes and the worker exits on end of file.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -110,16 +141,16 @@ def main(argv: list[str]) -> int:
 
     if args.no_pickle:
         os.environ[NO_PICKLE_VARIABLE] = "1"
-    keywords: dict[str, str] = {}
+    keywords: dict[str, str | list[str]] = {}
     try:
         if args.input is not None:
-            keywords.update(engine_keywords(read_input(args.input)))
+            # paths in an input file are relative to its folder, as in mlpotential run
+            keywords.update(_resolve_paths(engine_keywords(read_input(args.input)), args.input.absolute().parent))
     except InputError as exc:
         engine = failed_engine(str(exc), "input")
     else:
-        for keyword in KEYWORDS:
-            if getattr(args, keyword) is not None:
-                keywords[keyword] = getattr(args, keyword)
+        given = {keyword: getattr(args, keyword) for keyword in KEYWORDS if getattr(args, keyword) is not None}
+        keywords.update(_resolve_paths(given, host_directory))
         engine = load_engine(keywords)
     summary = args.summary if args.summary is not None else args.directory
     session = WorkerSession(engine, summary.resolve())

@@ -56,9 +56,14 @@ class Block:
         return entry[0] if entry else default
 
 
+WORKER_COMMAND = "WorkerCommand"
+"""The one key of ``Engine Pipe``: the command of any AMS-compatible worker."""
+
 ENGINE_SCHEMA = BlockSchema(
-    keys=tuple(KEYWORDS), end="EndEngine", header=("MLPotential",), repeatable=REPEATABLE_KEYWORDS
+    keys=(*KEYWORDS, WORKER_COMMAND), end="EndEngine", header=("MLPotential", "Pipe"), repeatable=REPEATABLE_KEYWORDS
 )
+"""``Engine MLPotential`` (the engine keywords) or ``Engine Pipe`` (WorkerCommand);
+the job reader checks which keys belong to which."""
 JOB_SCHEMA = BlockSchema(
     keys=("Task",),
     blocks={
@@ -68,9 +73,10 @@ JOB_SCHEMA = BlockSchema(
         ),
         "Engine": ENGINE_SCHEMA,
         "GeometryOptimization": BlockSchema(
-            keys=("MaxIterations", "Method"),
-            blocks={"Convergence": BlockSchema(keys=("Gradients",))},
+            keys=("MaxIterations", "Method", "OptimizeLattice"),
+            blocks={"Convergence": BlockSchema(keys=("Energy", "Gradients", "Step", "StressEnergyPerAtom", "Quality"))},
         ),
+        "Properties": BlockSchema(keys=("Gradients", "StressTensor", "Hessian", "NormalModes")),
         "MolecularDynamics": BlockSchema(
             keys=("NSteps", "TimeStep"),
             blocks={

@@ -4,6 +4,7 @@ error that names its line."""
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,20 +14,33 @@ from ase.data import atomic_numbers
 
 from mlpotential.ase_bridge import cell_from_vectors
 from mlpotential.backends.keywords import parse_settings
-from mlpotential.driver.input_reader import Block, InputError, block_keywords, engine_keywords, read_input
+from mlpotential.driver.input_reader import (
+    WORKER_COMMAND,
+    Block,
+    InputError,
+    block_keywords,
+    engine_keywords,
+    read_input,
+)
 from mlpotential.errors import KeywordError
 from mlpotential.inputs import COORDINATES, BadValue, Range, number
 from mlpotential.names import canonical_name
 
 TASKS = ("SinglePoint", "GeometryOptimization", "MolecularDynamics")
-OPTIMIZERS = ("BFGS", "LBFGS", "FIRE")
+OPTIMIZERS = ("Auto", "Quasi-Newton", "FIRE", "L-BFGS", "BFGS", "LBFGS")
+"""AMS's optimiser names, and ASE's (BFGS is a quasi-Newton method)."""
+QUALITIES = ("VeryBasic", "Basic", "Normal", "Good", "VeryGood", "Custom")
+YES_NO = ("Yes", "No", "True", "False")
 THERMOSTATS = ("None", "Langevin")
 VELOCITY_TYPES = ("Random", "Zero")
 
 NUMBERS: dict[str, tuple[type[int] | type[float], Range]] = {
     "Charge": (float, Range(-1000, 1000, "e")),
     "MaxIterations": (int, Range(1, 1_000_000)),
+    "Energy": (float, Range(0, 1, "Hartree", positive=True)),
     "Gradients": (float, Range(0, 1, "Hartree/Angstrom", positive=True)),
+    "Step": (float, Range(0, 10, "Angstrom", positive=True)),
+    "StressEnergyPerAtom": (float, Range(0, 1, "Hartree", positive=True)),
     "NSteps": (int, Range(1, 1_000_000_000)),
     "TimeStep": (float, Range(0, 100, "fs", positive=True)),
     "Temperature": (float, Range(0, 100_000, "K")),
@@ -39,14 +53,60 @@ NUMBERS: dict[str, tuple[type[int] | type[float], Range]] = {
 it allows. docs/input-reference.md lists them; a test keeps the two alike."""
 
 
+@dataclass(frozen=True)
+class Convergence:
+    """AMS's convergence thresholds of a geometry optimisation: ``energy``
+    (Hartree per atom, the change between steps), ``gradients``
+    (Hartree/Angstrom, the largest component; the RMS must be below 2/3 of
+    it), ``step`` (Angstrom, the largest Cartesian step; RMS below 2/3) and
+    ``stress_energy_per_atom`` (Hartree, largest stress component times the
+    volume per atom; OptimizeLattice only)."""
+
+    energy: float = 1e-5
+    gradients: float = 1e-3
+    step: float = 0.01
+    stress_energy_per_atom: float = 5e-4
+
+
+QUALITY_PRESETS: dict[str, Convergence] = {
+    "VeryBasic": Convergence(1e-3, 1e-1, 1.0, 5e-2),
+    "Basic": Convergence(1e-4, 1e-2, 0.1, 5e-3),
+    "Normal": Convergence(1e-5, 1e-3, 0.01, 5e-4),
+    "Good": Convergence(1e-6, 1e-4, 0.001, 5e-5),
+    "VeryGood": Convergence(1e-7, 1e-5, 0.0001, 5e-6),
+}
+"""AMS's Convergence%Quality: Normal is the default thresholds; each step
+of quality multiplies all four by 10 (looser) or 0.1 (tighter). Custom
+means the thresholds given (Normal's where none is)."""
+
+
 @dataclass
 class OptimizationSettings:
-    """``gradients``: convergence threshold on the largest gradient
-    component, Hartree/Angstrom (as in AMS)."""
+    """``method`` as given (see :data:`OPTIMIZERS`); ``optimize_lattice``
+    relaxes the cell of a 3D-periodic system too."""
 
     max_iterations: int = 200
-    gradients: float = 1e-3
-    method: str = "BFGS"
+    method: str = "Auto"
+    convergence: Convergence = field(default_factory=Convergence)
+    optimize_lattice: bool = False
+
+
+@dataclass(frozen=True)
+class PropertiesSettings:
+    """What is computed at the final geometry (SinglePoint and
+    GeometryOptimization): gradients (Hartree/Bohr), the stress tensor
+    (Hartree/Bohr^3), the Hessian (Hartree/Bohr^2) and normal modes
+    (frequencies in cm^-1), the last two by central finite differences of
+    the engine's gradients."""
+
+    gradients: bool = False
+    stress_tensor: bool = False
+    hessian: bool = False
+    normal_modes: bool = False
+
+    @property
+    def any(self) -> bool:
+        return self.gradients or self.stress_tensor or self.hessian or self.normal_modes
 
 
 @dataclass
@@ -77,6 +137,14 @@ class Job:
     source: str
     optimization: OptimizationSettings = field(default_factory=OptimizationSettings)
     dynamics: DynamicsSettings = field(default_factory=DynamicsSettings)
+    properties: PropertiesSettings = field(default_factory=PropertiesSettings)
+    worker_command: list[str] | None = None
+    """``Engine Pipe``'s WorkerCommand: any AMS-compatible worker (None: ours)."""
+
+    @property
+    def charge(self) -> float:
+        """The system's total charge (e), sent to the engine as totalCharge."""
+        return float(self.atoms.info.get("charge", 0.0))
 
 
 class _Values:
@@ -103,6 +171,11 @@ class _Values:
             return number(key, text, kind, allowed)
         except BadValue as exc:
             raise self.error(key, line, exc.problem) from None
+
+    def flag(self, key: str, default: bool = False) -> bool:
+        """A Yes/No key (True/False accepted too)."""
+        chosen = self.choice(key, "", YES_NO)
+        return default if not chosen else chosen in ("Yes", "True")
 
     def optional_int(self, key: str) -> int | None:
         return None if self._raw(key) is None else int(self.number(key, 0))
@@ -184,12 +257,35 @@ def _atoms_from_block(system: Block, source: str, directory: Path) -> Atoms:
     return atoms
 
 
+def _pipe_worker_command(engine: Block, source: str, directory: Path) -> list[str]:
+    """``Engine Pipe``'s WorkerCommand, split as a shell would; a program
+    given by a relative path is taken relative to the job file's folder."""
+    others = [key for key in engine.keys if key != WORKER_COMMAND]
+    if others:
+        line = engine.keys[others[0]][1]
+        raise InputError(f"{source}, line {line}: Engine Pipe takes only {WORKER_COMMAND}, not {others[0]}")
+    if WORKER_COMMAND not in engine.keys:
+        raise InputError(f"{source}, line {engine.line}: Engine Pipe needs {WORKER_COMMAND} (the worker to start)")
+    text, line = engine.keys[WORKER_COMMAND]
+    try:
+        command = shlex.split(text)
+    except ValueError as exc:
+        raise InputError(f"{source}, line {line}: {WORKER_COMMAND} {text!r}: {exc}") from None
+    if not command:
+        raise InputError(f"{source}, line {line}: {WORKER_COMMAND} is empty")
+    if "/" in command[0] and not Path(command[0]).expanduser().is_absolute():
+        command[0] = str(directory / command[0])
+    return command
+
+
 def _check_engine(engine: Block | None, source: str) -> None:
     """The engine keywords, checked before a worker starts so that the line
     at fault is named; the worker checks the model files (relative paths
     are relative to its directory)."""
     if engine is None:
         return
+    if WORKER_COMMAND in engine.keys:
+        raise InputError(f"{source}, line {engine.keys[WORKER_COMMAND][1]}: {WORKER_COMMAND} belongs to Engine Pipe")
     try:
         parse_settings(block_keywords(engine), check_files=False)
     except KeywordError as exc:
@@ -210,16 +306,18 @@ def read_job(path: str | Path) -> Job:
     if system is None:
         raise InputError(f"{source}: no System block")
     directory = path.resolve().parent
-    _check_engine(root.blocks.get("Engine"), source)
-    job = Job(task, _atoms_from_block(system, source, directory), engine_keywords(root), directory, source)
-
-    go = _Values(root.blocks.get("GeometryOptimization"), source)
-    convergence = _Values(go.block.blocks.get("Convergence") if go.block else None, source)
-    job.optimization = OptimizationSettings(
-        max_iterations=int(go.number("MaxIterations", 200)),
-        gradients=convergence.number("Gradients", 1e-3),
-        method=go.choice("Method", "BFGS", OPTIMIZERS),
-    )
+    engine = root.blocks.get("Engine")
+    worker_command = None
+    if engine is not None and engine.header.lower() == "pipe":
+        worker_command = _pipe_worker_command(engine, source, directory)
+        keywords = {}
+    else:
+        _check_engine(engine, source)
+        keywords = engine_keywords(root)
+    job = Job(task, _atoms_from_block(system, source, directory), keywords, directory, source)
+    job.worker_command = worker_command
+    job.optimization = _optimization(root.blocks.get("GeometryOptimization"), source, job.atoms)
+    job.properties = _properties(root.blocks.get("Properties"), source, task, job.atoms)
     md = _Values(root.blocks.get("MolecularDynamics"), source)
     sub = md.block.blocks if md.block else {}
     velocities = _Values(sub.get("InitialVelocities"), source)
@@ -239,3 +337,43 @@ def read_job(path: str | Path) -> Job:
         sampling_frequency=int(trajectory.number("SamplingFreq", 10)),
     )
     return job
+
+
+def _optimization(block: Block | None, source: str, atoms: Atoms) -> OptimizationSettings:
+    go = _Values(block, source)
+    convergence = _Values(block.blocks.get("Convergence") if block else None, source)
+    preset = QUALITY_PRESETS.get(convergence.choice("Quality", "Normal", QUALITIES), QUALITY_PRESETS["Normal"])
+    optimize_lattice = go.flag("OptimizeLattice")
+    if optimize_lattice and not atoms.pbc.all():
+        raise go.error("OptimizeLattice", go.block.keys["OptimizeLattice"][1], "needs a system with 3 lattice vectors")
+    return OptimizationSettings(
+        max_iterations=int(go.number("MaxIterations", 200)),
+        method=go.choice("Method", "Auto", OPTIMIZERS),
+        convergence=Convergence(
+            energy=convergence.number("Energy", preset.energy),
+            gradients=convergence.number("Gradients", preset.gradients),
+            step=convergence.number("Step", preset.step),
+            stress_energy_per_atom=convergence.number("StressEnergyPerAtom", preset.stress_energy_per_atom),
+        ),
+        optimize_lattice=optimize_lattice,
+    )
+
+
+def _properties(block: Block | None, source: str, task: str, atoms: Atoms) -> PropertiesSettings:
+    values = _Values(block, source)
+    settings = PropertiesSettings(
+        gradients=values.flag("Gradients"),
+        stress_tensor=values.flag("StressTensor"),
+        hessian=values.flag("Hessian"),
+        normal_modes=values.flag("NormalModes"),
+    )
+    if block is None or not settings.any:
+        return settings
+    if task == "MolecularDynamics":
+        raise InputError(
+            f"{source}, line {block.line}: Properties are computed for SinglePoint and GeometryOptimization"
+        )
+    if settings.stress_tensor and not atoms.pbc.all():
+        line = block.keys["StressTensor"][1]
+        raise values.error("StressTensor", line, "needs a system with 3 lattice vectors")
+    return settings

@@ -8,27 +8,54 @@ and integrators, and writes a results folder:
 * ``trajectory.xyz``: the optimisation steps or MD frames (extxyz);
 * ``energies.csv``: per-step energies (Hartree and eV; MD: kinetic, total, temperature);
 * ``mlpotential.txt``: the engine's statistics for the last geometry (when it has them);
-* ``summary.json``: the task, the engine, final energies and statistics;
-* ``worker.log``: what the worker printed.
+* ``summary.json``: the task, its ``status`` (converged, not converged,
+  completed, failed, interrupted), the engine, final energies and
+  statistics, the properties asked for, and the provenance;
+* ``hessian.txt``, ``normal_modes.txt``: when the Properties block asks for them;
+* ``worker.log``: what the worker printed (our worker's starts with its provenance).
+
+The folder is made ready first (:mod:`mlpotential.driver.results`). A job
+that fails or is interrupted (Ctrl-C) still writes ``final.xyz`` (the last
+geometry computed), ``worker.log`` and ``summary.json``; the per-step files
+hold every step done.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import sys
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 from tqdm import tqdm
 
 from mlpotential.driver.job import Job
+from mlpotential.driver.optimization import ConvergenceCheck, optimize
+from mlpotential.driver.properties import compute_properties
+from mlpotential.driver.provenance import host_provenance, worker_provenance
+from mlpotential.driver.results import (
+    COMPLETED,
+    CONVERGED,
+    FAILED,
+    INTERRUPTED,
+    NOT_CONVERGED,
+    write_atoms_atomic,
+    write_text_atomic,
+)
 from mlpotential.host.pipe_engine import PipeEngine
 from mlpotential.units import FS_TO_ASE_TIME, HARTREE_TO_EV
+
+_ASE_RESULTS = ("energy", "free_energy", "forces", "stress")
+_UNCERTAINTIES = ("energy_std", "forces_std")
 
 
 class StepLog:
@@ -43,14 +70,32 @@ class StepLog:
         self._csv = csv.writer(self._file)
         self._csv.writerow(columns)
 
+        self.last_frame: Atoms | None = None
+        self.last_step: int | None = None
+
     def record(self, step: int, atoms: Atoms, values: list[float]) -> None:
         self._csv.writerow([step, *(f"{value:.12g}" for value in values)])
         self._file.flush()
         if step % self.sampling == 0:
             write(self.trajectory, atoms, format="extxyz", append=True)
+        # the geometry to write as final.xyz should the job stop before its end
+        self.last_frame, self.last_step = frame_with_results(atoms), step
 
     def close(self) -> None:
         self._file.close()
+
+
+def frame_with_results(atoms: Atoms) -> Atoms | None:
+    """A copy of ``atoms`` holding its calculator's results (energy, forces,
+    ...) when they belong to its present geometry, else None."""
+    calc = atoms.calc
+    if calc is None or "energy" not in calc.results or calc.check_state(atoms):
+        return None
+    frame = atoms.copy()
+    frame.calc = SinglePointCalculator(frame, **{key: calc.results[key] for key in _ASE_RESULTS if key in calc.results})
+    # ASE's single-point calculator takes only its own properties: the uncertainties go in afterwards
+    frame.calc.results.update({key: calc.results[key] for key in _UNCERTAINTIES if key in calc.results})
+    return frame
 
 
 def _energy_columns(atoms: Atoms) -> tuple[list[float], float | None]:
@@ -74,33 +119,21 @@ def _single_point(job: Job, atoms: Atoms, log: StepLog) -> dict[str, Any]:
 
 
 def _optimize(job: Job, atoms: Atoms, log: StepLog) -> dict[str, Any]:
-    from ase.optimize import BFGS, FIRE, LBFGS
-
     settings = job.optimization
-    optimizer = {"BFGS": BFGS, "LBFGS": LBFGS, "FIRE": FIRE}[settings.method](atoms, logfile=None)
-    fmax = settings.gradients * HARTREE_TO_EV  # Hartree/Angstrom -> eV/Angstrom
     progress = tqdm(total=settings.max_iterations, desc="GeometryOptimization", unit="step", disable=None)
 
-    def record() -> None:
+    def record(step: int, check: ConvergenceCheck) -> None:
         energies, std = _energy_columns(atoms)
-        largest = np.abs(atoms.get_forces()).max() / HARTREE_TO_EV
-        log.record(optimizer.nsteps, atoms, energies + [largest] + ([std] if std is not None else []))
-        progress.set_postfix(energy_Ha=f"{energies[0]:.8f}", max_gradient=f"{largest:.2e}")
-        progress.update(1 if optimizer.nsteps else 0)
+        log.record(step, atoms, energies + [check.max_gradient] + ([std] if std is not None else []))
+        progress.set_postfix(energy_Ha=f"{energies[0]:.8f}", max_gradient=f"{check.max_gradient:.2e}")
+        progress.update(1 if step else 0)
 
-    optimizer.attach(record, interval=1)
     try:
-        converged = bool(optimizer.run(fmax=fmax, steps=settings.max_iterations))
+        details = optimize(atoms, settings, record)
     finally:
         progress.close()
-    if not converged:
-        print(
-            f"mlpotential run: GeometryOptimization did not converge in {settings.max_iterations} iterations "
-            f"(largest gradient {np.abs(atoms.get_forces()).max() / HARTREE_TO_EV:.3e} Hartree/Angstrom, "
-            f"threshold {settings.gradients:g})",
-            file=sys.stderr,
-        )
-    return {"converged": converged, "steps": optimizer.nsteps, "method": settings.method}
+    details["status"] = CONVERGED if details["converged"] else NOT_CONVERGED
+    return details
 
 
 def _dynamics(job: Job, atoms: Atoms, log: StepLog) -> dict[str, Any]:
@@ -162,50 +195,121 @@ def _columns(job: Job, has_std: bool) -> list[str]:
     return columns + (["energy_std_ev"] if has_std else [])
 
 
-def run_job(job: Job, results: Path, worker_args: list[str] | None = None) -> dict[str, Any]:
-    """Run ``job``, writing the results folder; returns the summary."""
-    results.mkdir(parents=True, exist_ok=True)
-    atoms = job.atoms.copy()
-    started = time.perf_counter()
-    calc = PipeEngine(
+@contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Ctrl-C ignored while the results are written, so that a second one
+    cannot cut them short (only the main thread can set signal handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _engine(job: Job, results: Path, worker_args: list[str] | None) -> PipeEngine:
+    if job.worker_command is not None:  # Engine Pipe: any AMS-compatible worker
+        return PipeEngine(worker_command=job.worker_command)
+    return PipeEngine(
         job.engine,
         base_directory=job.directory,
         worker_args=["--summary", str(results.resolve()), *(worker_args or [])],
     )
+
+
+def run_job(job: Job, results: Path, worker_args: list[str] | None = None) -> dict[str, Any]:
+    """Run ``job``, writing the results folder (made ready beforehand by
+    :func:`~mlpotential.driver.results.prepare_results_folder`); returns the
+    summary. Ctrl-C ends the job with status ``interrupted``; an error of the
+    engine or the worker ends it with status ``failed`` and is raised again
+    once the results are written."""
+    atoms = job.atoms.copy()
+    started = time.perf_counter()
+    timing: dict[str, float] = {}
+    details: dict[str, Any] = {}
+    status, failure = FAILED, None
+    calc = log = final = None
     try:
+        calc = _engine(job, results, worker_args)
         atoms.calc = calc
         atoms.get_potential_energy()  # the first Solve: start-up errors surface here
-        first_result = time.perf_counter() - started
+        timing["seconds_to_first_result"] = time.perf_counter() - started
         log = StepLog(
             results,
             _columns(job, "energy_std" in calc.results),
             job.dynamics.sampling_frequency if job.task == "MolecularDynamics" else 1,
         )
-        try:
-            task = {"SinglePoint": _single_point, "GeometryOptimization": _optimize, "MolecularDynamics": _dynamics}[
-                job.task
-            ]
-            details = task(job, atoms, log)
-        finally:
-            log.close()
-        energy = atoms.get_potential_energy()
+        task = {"SinglePoint": _single_point, "GeometryOptimization": _optimize, "MolecularDynamics": _dynamics}[
+            job.task
+        ]
+        details = task(job, atoms, log)
+        status = details.pop("status", COMPLETED)
         atoms.get_forces()
-        write(results / "final.xyz", atoms, format="extxyz")
-    finally:
-        (results / "worker.log").write_text(calc.worker_log())
+        final = frame_with_results(atoms)
+        if job.properties.any:
+            if status == NOT_CONVERGED:  # as AMS: properties of a geometry that is no minimum mislead
+                details["properties"] = "not computed: the optimisation did not converge"
+            else:
+                details["properties"] = compute_properties(atoms, job.properties, results)
+    except KeyboardInterrupt:
+        status = INTERRUPTED
+    except Exception as exc:  # recorded in the summary, then raised again
+        status, failure = FAILED, exc
+    with _interrupts_held():
+        summary = _finish(job, results, atoms, calc, log, final, status, failure)
+        summary.update(details)
+        summary.update(timing, seconds=time.perf_counter() - started)
+        write_text_atomic(results / "summary.json", json.dumps(summary, indent=2) + "\n")
+    if failure is not None:
+        raise failure
+    return summary
+
+
+def _finish(
+    job: Job,
+    results: Path,
+    atoms: Atoms,
+    calc: PipeEngine | None,
+    log: StepLog | None,
+    final: Atoms | None,
+    status: str,
+    failure: Exception | None,
+) -> dict[str, Any]:
+    """Write final.xyz and worker.log, stop the worker; the summary's
+    first entries. ``final`` is the geometry at the task's end with its
+    results; a job cut short writes the last geometry it computed."""
+    if log is not None:
+        log.close()
+    if final is None:
+        final = (log.last_frame if log is not None else None) or frame_with_results(atoms) or atoms.copy()
+    write_atoms_atomic(results / "final.xyz", final)
+    worker_log = ""
+    if calc is not None:
         calc.close()
-    summary = {
+        worker_log = calc.worker_log()
+    write_text_atomic(results / "worker.log", worker_log)
+    energy = final.calc.results.get("energy") if final.calc is not None else None
+    summary: dict[str, Any] = {
         "task": job.task,
+        "status": status,
         "input": job.source,
-        "engine": job.engine,
-        "formula": atoms.get_chemical_formula(),
-        "atoms": len(atoms),
-        "energy_hartree": energy / HARTREE_TO_EV,
+        "engine": job.engine if job.worker_command is None else {"Pipe": {"WorkerCommand": job.worker_command}},
+        "formula": final.get_chemical_formula(),
+        "atoms": len(final),
+        "charge": job.charge,
+        "energy_hartree": None if energy is None else energy / HARTREE_TO_EV,
         "energy_ev": energy,
-        **_statistics(atoms),
-        **details,
-        "seconds_to_first_result": first_result,
-        "seconds": time.perf_counter() - started,
     }
-    (results / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if final.calc is not None:
+        summary.update(_statistics(final))
+    if failure is not None:
+        summary["error"] = " ".join(str(failure).split()) or type(failure).__name__
+    if log is not None and log.last_step is not None:
+        summary["last_step"] = log.last_step
+    summary["provenance"] = {
+        "host": host_provenance(Path(job.source), calc.command if calc is not None else []),
+        "worker": worker_provenance(worker_log),
+    }
     return summary

@@ -25,7 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from mlpotential.protocol.fifo import make_pipes, open_host_side
-from mlpotential.protocol.pipe_directory import WORKER_LOG, create_pipe_directory, remove_pipe_directory
+from mlpotential.protocol.pipe_directory import (
+    HOST_DIRECTORY_VARIABLE,
+    WORKER_LOG,
+    create_pipe_directory,
+    remove_pipe_directory,
+)
 
 _POLL_MILLISECONDS = 100
 _LOG_TAIL_LINES = 15
@@ -60,6 +65,15 @@ def _spawn(command: list[str], **options: Any) -> subprocess.Popen[bytes]:
         ) from None
 
 
+def _worker_environment(env: Mapping[str, str] | None) -> dict[str, str]:
+    """The worker's environment (``env``, or this process's): plus the host's
+    directory, against which our worker resolves relative model paths, since
+    it runs in its private pipe directory."""
+    environment = dict(os.environ if env is None else env)
+    environment[HOST_DIRECTORY_VARIABLE] = os.getcwd()
+    return environment
+
+
 def check_timeout(name: str, seconds: float | None) -> None:
     """Raise ValueError unless ``seconds`` is positive or None (wait forever)."""
     if seconds is not None and not seconds > 0:
@@ -87,6 +101,13 @@ class _Handles:
     call_fd: int = -1
     reply_fd: int = -1
     timeout: float = 2.0
+    kept_log: str = ""  # the worker's log, read before the directory that holds it goes
+
+    def read_log(self) -> str:
+        try:
+            return (self.directory / WORKER_LOG).read_text(errors="replace")
+        except OSError:
+            return self.kept_log
 
     def release(self) -> int | None:
         """Close the pipes, give the worker ``timeout`` seconds to exit, end
@@ -101,6 +122,7 @@ class _Handles:
                 code = self.process.wait(timeout=self.timeout)
             except subprocess.TimeoutExpired:
                 code = self._end_process(self.process)
+        self.kept_log = self.read_log()
         remove_pipe_directory(self.directory)
         return code
 
@@ -156,7 +178,7 @@ class WorkerProcess:
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
-                    env=None if env is None else dict(env),
+                    env=_worker_environment(env),
                     # Terminal signals (Ctrl-C) go to the host, which then closes the pipes.
                     start_new_session=True,
                 )
@@ -192,11 +214,9 @@ class WorkerProcess:
         return self.process.pid
 
     def log_text(self) -> str:
-        """Everything the worker wrote to stdout and stderr so far."""
-        try:
-            return (self.directory / WORKER_LOG).read_text(errors="replace")
-        except OSError:
-            return ""
+        """Everything the worker wrote to stdout and stderr so far (after
+        the worker was closed or stopped: all it wrote)."""
+        return self._handles.read_log()
 
     def death_message(self) -> str:
         code = self.process.returncode

@@ -19,7 +19,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
 from mlpotential.ase_bridge import coords_message, lattice_message, results_from_wire, system_message
-from mlpotential.backends.keywords import PATH_KEYWORDS, keyword_options
+from mlpotential.backends.keywords import KEYWORDS, PATH_KEYWORDS, keyword_options
 from mlpotential.errors import KeywordError
 from mlpotential.host.client import EngineError, PipeClient
 from mlpotential.host.launcher import WorkerDiedError, WorkerTimeoutError, check_timeout, our_worker_command
@@ -49,6 +49,37 @@ def absolute_keywords(
     return result
 
 
+_ASE_CALCULATOR_ARGUMENTS = ("restart", "ignore_bad_restart_file", "label", "atoms", "directory")
+"""The keyword arguments that go to ASE's Calculator rather than to the engine."""
+
+
+def engine_keyword_arguments(
+    keywords: Mapping[str, Any] | None, arguments: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split PipeEngine's extra keyword arguments: engine keywords (any case,
+    ``Backend="ASE"``, ``model="EMT"``) join ``keywords``; ASE Calculator's
+    own arguments stay apart. Anything else, or a keyword given twice, is a
+    TypeError naming what is allowed."""
+    merged = dict(keywords or {})
+    given = {canonical_name(name, KEYWORDS): name for name in merged}
+    calculator_arguments = {}
+    for name, value in arguments.items():
+        keyword = canonical_name(name, KEYWORDS)
+        if keyword is None:
+            if name not in _ASE_CALCULATOR_ARGUMENTS:
+                raise TypeError(
+                    f"PipeEngine got an unknown keyword argument {name!r}; engine keywords: {', '.join(KEYWORDS)} "
+                    f"(any case); ASE Calculator arguments: {', '.join(_ASE_CALCULATOR_ARGUMENTS)}"
+                )
+            calculator_arguments[name] = value
+        elif keyword in given:
+            raise TypeError(f"PipeEngine got the engine keyword {keyword} twice ({given[keyword]!r} and {name!r})")
+        else:
+            given[keyword] = name
+            merged[keyword] = value
+    return merged, calculator_arguments
+
+
 def worker_options(keywords: Mapping[str, str]) -> list[str]:
     """``mlpotential worker`` options for engine keywords; an unknown keyword
     is an :class:`EngineError` (invalid_argument) naming it."""
@@ -61,8 +92,10 @@ def worker_options(keywords: Mapping[str, str]) -> list[str]:
 class PipeEngine(Calculator):
     """An ASE calculator served by a worker process over the pipe protocol.
 
-    ``keywords`` are engine keywords (``{"Backend": "ASE", "Model": "EMT"}``);
-    ``input_file`` is a file with an ``Engine MLPotential`` block (the
+    ``keywords`` are engine keywords (``{"Backend": "ASE", "Model": "EMT"}``),
+    which may also be given as keyword arguments in any case
+    (``PipeEngine(Backend="ASE", Model="EMT")``; an unknown one is a
+    TypeError naming the allowed ones); ``input_file`` is a file with an ``Engine MLPotential`` block (the
     keywords override it). Relative paths in both are taken against
     ``base_directory`` (default: the current directory), because the worker
     runs in its private directory. ``worker_command`` replaces our worker by
@@ -104,8 +137,9 @@ class PipeEngine(Calculator):
     ) -> None:
         check_timeout("timeout", timeout)
         check_timeout("start_timeout", start_timeout)
-        super().__init__(**kwargs)
-        self.keywords = absolute_keywords(keywords or {}, base_directory)
+        keywords, calculator_arguments = engine_keyword_arguments(keywords, kwargs)
+        super().__init__(**calculator_arguments)
+        self.keywords = absolute_keywords(keywords, base_directory)
         if worker_command is None:
             options = worker_options(self.keywords)
             if input_file is not None:
@@ -119,6 +153,7 @@ class PipeEngine(Calculator):
         self.start_timeout = start_timeout
         self.client: PipeClient | None = None
         self._system_sent = False
+        self._closed_worker_log = ""  # what the last worker printed, kept when it is stopped
 
     # -------------------------------------------------------------- lifecycle
     def start(self) -> PipeClient:
@@ -140,6 +175,7 @@ class PipeEngine(Calculator):
             client, self.client = self.client, None
             self._system_sent = False
             client.close(timeout)
+            self._closed_worker_log = client.worker.log_text()
 
     def __enter__(self) -> PipeEngine:
         self.start()
@@ -153,8 +189,10 @@ class PipeEngine(Calculator):
         return None if self.client is None else self.client.worker.pid
 
     def worker_log(self) -> str:
-        """What the worker printed so far (warnings, errors)."""
-        return "" if self.client is None else self.client.worker.log_text()
+        """What the worker printed so far (warnings, errors); after
+        :meth:`close`, or a calculation that stopped the worker, what the
+        last worker had printed."""
+        return self._closed_worker_log if self.client is None else self.client.worker.log_text()
 
     # ------------------------------------------------------------ calculation
     def _send_geometry(self, atoms: Atoms, system_changes: Sequence[str]) -> None:

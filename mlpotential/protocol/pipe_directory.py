@@ -40,6 +40,12 @@ WORKER_LOG = "worker.log"
 WORKER_SUMMARY = "mlpotential.txt"
 """The worker's summary file, written to its working directory when the host
 names no other place."""
+PROVENANCE_LINE = "mlpotential worker: provenance "
+"""How the line of the worker's log that records what it runs begins; JSON follows."""
+HOST_DIRECTORY_VARIABLE = "MLPOTENTIAL_HOST_DIRECTORY"
+"""The environment variable in which a launcher tells its worker the directory
+the host runs in: the worker resolves relative model paths against it (it
+runs in its private pipe directory itself)."""
 
 LAUNCHER_FILES: dict[str, Kind] = {
     CALL_PIPE: FIFO,

@@ -16,7 +16,8 @@ from mlpotential.backends.keywords import EngineSettings, parse_settings
 from mlpotential.backends.runtime import configure_threads
 from mlpotential.errors import BackendUnavailableError, EngineSetupError
 from mlpotential.protocol.errors import ProtocolError, Status
-from mlpotential.worker.log import log, show_backend_logs
+from mlpotential.worker.log import LOG_PREFIX, log, show_backend_logs
+from mlpotential.worker.provenance import engine_provenance, provenance_line
 
 
 @dataclass
@@ -27,6 +28,14 @@ class Engine:
     settings: EngineSettings | None
     calculator: Calculator | None
     startup_error: ProtocolError | None = None
+    # What the log says once the worker serves: its provenance and what it cannot use.
+    announcements: tuple[str, ...] = ()
+
+    def announce(self) -> None:
+        """Log the announcements (at the start of serving: a worker that
+        refuses its directory says only that)."""
+        for line in self.announcements:
+            print(line, file=sys.stderr, flush=True)
 
 
 def load_engine(keywords: Mapping[str, str | None]) -> Engine:
@@ -43,7 +52,13 @@ def load_engine(keywords: Mapping[str, str | None]) -> Engine:
             calculator = create_calculator(settings)
         for warning in caught:  # one line each in the worker's log, the file named (pickles, units)
             log(f"warning: {warning.message}")
-        return Engine(settings, calculator)
+        announcements = [provenance_line(engine_provenance(settings, calculator))]
+        if not settings.spec.uses_total_charge:
+            announcements.append(
+                f"{LOG_PREFIX}Backend {settings.backend} Model {settings.model} does not use a total charge "
+                "(neutral systems only): a system with a non-zero totalCharge is refused"
+            )
+        return Engine(settings, calculator, announcements=tuple(announcements))
     except EngineSetupError as exc:
         status = Status.RUNTIME_ERROR if isinstance(exc, BackendUnavailableError) else Status.INVALID_ARGUMENT
         return failed_engine(exc.message, exc.keyword, status, settings)

@@ -75,6 +75,7 @@ def serve_ipi(structure_path: Path, session: WorkerSession, options: IPIOptions)
     if session.engine.startup_error is not None:
         log("not connecting to the i-PI server: the engine could not be set up (see above)")
         return EXIT_FAILED
+    session.engine.announce()
     try:
         client = _IPIClient.for_structure(read_structure(structure_path), session, options)
     except SetupError as exc:

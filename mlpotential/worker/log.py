@@ -6,10 +6,12 @@ from __future__ import annotations
 import logging
 import sys
 
+LOG_PREFIX = "mlpotential worker: "
+
 
 def log(text: str) -> None:
     """One line for the host's user, prefixed with who wrote it."""
-    print(f"mlpotential worker: {text}", file=sys.stderr, flush=True)
+    print(f"{LOG_PREFIX}{text}", file=sys.stderr, flush=True)
 
 
 def show_backend_logs() -> None:

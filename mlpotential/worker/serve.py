@@ -84,6 +84,7 @@ def _reason(exc: Exception) -> str:
 def _serve_claimed(place: ClaimedDirectory, session: WorkerSession) -> int:
     """Connect to the host through the claimed directory's pipes, start the
     watchdog and serve."""
+    session.engine.announce()
     host_alive = host_alive_check(place.launcher)
     try:
         call_fd, reply_fd = open_worker_side(place.dir_fd, keep_waiting_while(host_alive))

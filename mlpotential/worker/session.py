@@ -151,6 +151,16 @@ class WorkerSession:
                     "Solve",
                     flag,
                 )
+        charge = float(self.atoms.info.get("charge", 0.0))
+        if charge and not self.engine.settings.spec.uses_total_charge:
+            raise ProtocolError(
+                Status.INVALID_ARGUMENT,
+                f"Backend {self.engine.settings.backend} Model {self.engine.settings.model} is for neutral systems "
+                f"and does not use a total charge; it refuses totalCharge {charge:g} rather than give the neutral "
+                "system's energy",
+                "SetSystem",
+                "totalCharge",
+            )
         if request.stressTensor and not self.atoms.pbc.all():
             raise ProtocolError(
                 Status.RUNTIME_ERROR, "a stress tensor needs a system with 3 lattice vectors", "Solve", "stressTensor"

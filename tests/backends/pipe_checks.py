@@ -33,6 +33,33 @@ def assert_pipe_equals_in_process(engine: PipeEngine, in_process: Calculator, at
     np.testing.assert_allclose(atoms.get_forces(), local.get_forces(), rtol=0, atol=1e-5)
 
 
+def one_by_one(atoms: Atoms, calculators: list[Calculator], with_stress: bool = False):
+    """Energies, forces (and stresses) of ``atoms`` from each calculator in
+    turn, in this process: the committee's members one by one."""
+    energies, forces, stresses = [], [], []
+    for calculator in calculators:
+        copy = atoms.copy()
+        copy.calc = calculator
+        energies.append(copy.get_potential_energy())
+        forces.append(copy.get_forces())
+        if with_stress:
+            stresses.append(copy.get_stress())
+    return np.array(energies), np.array(forces), np.array(stresses)
+
+
+def assert_committee(engine_atoms: Atoms, energies, forces, stresses=None) -> None:
+    """The committee served by ``engine_atoms.calc`` (a PipeEngine) gives the
+    members' mean and their ddof=1 standard deviations (numpy, by hand)."""
+    calc = engine_atoms.calc
+    assert engine_atoms.get_potential_energy() == pytest.approx(energies.mean(), rel=1e-10)
+    np.testing.assert_allclose(engine_atoms.get_forces(), forces.mean(axis=0), rtol=1e-9, atol=1e-12)
+    calc.calculate(engine_atoms, ["energy", "forces", "forces_std"])
+    assert calc.results["energy_std"] == pytest.approx(energies.std(ddof=1), rel=1e-9)
+    np.testing.assert_allclose(calc.results["forces_std"], forces.std(axis=0, ddof=1), rtol=1e-8, atol=1e-12)
+    if stresses is not None and len(stresses):
+        np.testing.assert_allclose(engine_atoms.get_stress(), stresses.mean(axis=0), rtol=1e-9, atol=1e-12)
+
+
 def assert_bad_parameter_file_reported(engine_keywords: dict[str, str], path: Path | None, expected: str) -> None:
     """A worker started with ``engine_keywords`` (its ParameterFile ``path``,
     ``None`` when there is none) starts, and answers its first calculation

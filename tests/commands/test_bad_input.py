@@ -259,7 +259,9 @@ def test_run_reports_an_unusable_results_folder(tmp_path: Path) -> None:
     (tmp_path / "taken").write_text("a file, not a folder\n")
     done = mlpotential(tmp_path, "run", "job.in", "--results", "taken")
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
-    assert done.stderr.strip() == "mlpotential run: cannot write taken: File exists"
+    assert done.stderr.strip() == (
+        f"mlpotential run: the results folder {tmp_path / 'taken'} is a file; choose another --results"
+    )
 
 
 def solve_error(*options: str) -> tuple[EngineError, str]:

@@ -28,11 +28,11 @@ EndEngine
 """
 
 
-def run(tmp_path, text: str, name: str = "job.in") -> subprocess.CompletedProcess[str]:
+def run(tmp_path, text: str, name: str = "job.in", *options: str) -> subprocess.CompletedProcess[str]:
     job = tmp_path / name
     job.write_text(text)
     return subprocess.run(
-        [sys.executable, "-m", "mlpotential", "run", str(job), "--results", str(tmp_path / "out")],
+        [sys.executable, "-m", "mlpotential", "run", str(job), "--results", str(tmp_path / "out"), *options],
         capture_output=True,
         text=True,
         timeout=600,
@@ -64,7 +64,7 @@ def test_md_job_with_seed_is_reproducible(tmp_path):
     )
     totals = []
     for _ in range(2):
-        done = run(tmp_path, text)
+        done = run(tmp_path, text, "job.in", "--overwrite")
         assert done.returncode == 0, done.stderr
         rows = list(csv.DictReader(open(tmp_path / "out" / "energies.csv")))
         assert len(rows) == 21

@@ -1,12 +1,12 @@
 """Our host against a worker we did not write: SCM's reference worker library
 (../shared/amspipe, MIT), its C++ demo built here with cmake. The demo
 serves a Lennard-Jones potential (epsilon 0.02 Hartree, minimum at 5 Bohr)
-and reads only the strongly typed UBJSON forms, as AMS's own workers do."""
+and reads only the strongly typed UBJSON forms, as AMS's own workers do. The
+``scm_worker`` fixture (tests/conftest.py) builds it."""
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,23 +21,6 @@ from mlpotential.units import BOHR_TO_ANGSTROM, HARTREE_PER_BOHR_TO_EV_PER_ANGST
 
 EPSILON = 0.02  # Hartree
 RMIN = 5.0  # Bohr
-
-
-@pytest.fixture(scope="session")
-def scm_worker(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The path of SCM's demo_cpp worker, built from ../shared/amspipe."""
-    missing = [tool for tool in ("cmake", "g++") if shutil.which(tool) is None]
-    if missing:
-        pytest.fail(f"building SCM's reference worker needs {' and '.join(missing)} (.ci/run installs them)")
-    build = tmp_path_factory.mktemp("amspipe-build")
-    source = shared_dir / "amspipe"
-    for command in (
-        ["cmake", "-S", str(source), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release"],
-        ["cmake", "--build", str(build), "--target", "demo_cpp", "-j", "2"],
-    ):
-        done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
-    return str(build / "demo_cpp")
 
 
 def lennard_jones(positions_bohr: np.ndarray) -> tuple[float, np.ndarray]:

@@ -12,7 +12,7 @@ data:                          # training data (list; a plain string is a path)
     energy_only: false         # optional: ignore forces of this source
 test_data: []                  # optional separate test set (then test_fraction is unused)
 seed: 0
-split: {test_fraction: 0.1, validation_fraction: 0.1}
+split: {test_fraction: 0.1, validation_fraction: 0.1, seed: null}   # seed null: the seed above
 descriptor: {cutoff: 6.5, cutoff_function: cosine, n_radial: 8}   # or explicit g2/g4/g5 lists
 network: {hidden: [10, 10], activation: tanh}
 loss: {energy_weight: 1.0, force_weight: 0.04}
@@ -25,6 +25,8 @@ training:
   progress: true
 output: {model: model.pt, parity_plot: parity.png, report: report.json, descriptor_store: descriptors.sqlite}
 ```
+
+``output.descriptor_store`` left out puts the store beside the model file.
 """
 
 from __future__ import annotations
@@ -152,6 +154,7 @@ class Stage:
 
 _CONFIG_NUMBERS: _Numbers = {
     "seed": (int, _SEEDS),
+    "split_seed": (int, _SEEDS),  # or None: the seed
     "test_fraction": (float, Range(0, 0.9)),
     "validation_fraction": (float, Range(0, 0.9)),
     "early_stopping_patience": (int, Range(0, 1_000_000)),  # 0 turns it off
@@ -161,6 +164,7 @@ _CONFIG_NUMBERS: _Numbers = {
 _CONFIG_KEYS = {
     "test_fraction": "split.test_fraction",
     "validation_fraction": "split.validation_fraction",
+    "split_seed": "split.seed",
     **{key: f"training.{key}" for key in ("early_stopping_patience", "device", "dtype", "threads", "progress")},
 }
 """Where a :class:`TrainingConfig` field stands in the YAML file, when not at the top."""
@@ -176,13 +180,37 @@ def _device(value: object) -> str:
     raise BadValue("device", f"must be cpu, cuda or cuda:N, not {value!r}")
 
 
+class _BesideModel:
+    """The default place of the descriptor store: ``descriptors.sqlite`` in
+    the model file's folder."""
+
+    def __repr__(self) -> str:
+        return "BESIDE_MODEL"
+
+    def __reduce__(self) -> str:
+        return "BESIDE_MODEL"  # unpickled (in a child process) as the one instance
+
+
+BESIDE_MODEL = _BesideModel()
+STORE_NAME = "descriptors.sqlite"
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
-    """Everything a training run needs (see the module docstring for YAML)."""
+    """Everything a training run needs (see the module docstring for YAML).
+
+    ``seed`` seeds the initial weights and the batch order, and the split
+    unless ``split_seed`` is given (committee members: one split, several
+    seeds). ``bootstrap`` trains on a resample of the training set drawn
+    with replacement (with ``seed``). ``descriptor_store``: a path, None
+    (memory only) or :data:`BESIDE_MODEL`.
+    """
 
     data: tuple[DataSource, ...]
     test_data: tuple[DataSource, ...] = ()
     seed: int = 0
+    split_seed: int | None = None
+    bootstrap: bool = False
     test_fraction: float = 0.1
     validation_fraction: float = 0.1
     descriptor: DescriptorSettings = DescriptorSettings()
@@ -197,15 +225,16 @@ class TrainingConfig:
     model_path: Path = Path("model.pt")
     parity_plot: Path | None = Path("parity.png")
     report: Path | None = Path("report.json")
-    descriptor_store: Path | None = Path("descriptors.sqlite")
+    descriptor_store: Path | None | _BesideModel = BESIDE_MODEL
     base_dir: Path = field(default_factory=Path.cwd)
 
     def __post_init__(self) -> None:
-        _check_numbers(self, _CONFIG_NUMBERS, optional=("threads",))
+        _check_numbers(self, _CONFIG_NUMBERS, optional=("threads", "split_seed"))
         if self.dtype not in ("float64", "float32"):
             raise BadValue("dtype", f"must be float64 or float32, not {self.dtype!r}")
-        if not isinstance(self.progress, bool):
-            raise BadValue("progress", f"must be true or false, not {self.progress!r}")
+        for flag in ("progress", "bootstrap"):
+            if not isinstance(getattr(self, flag), bool):
+                raise BadValue(flag, f"must be true or false, not {getattr(self, flag)!r}")
         object.__setattr__(self, "device", _device(self.device))
 
     def resolve(self, path: Path | None) -> Path | None:
@@ -213,6 +242,12 @@ class TrainingConfig:
         if path is None:
             return None
         return path if path.is_absolute() else self.base_dir / path
+
+    def store_path(self) -> Path | None:
+        """Where the descriptor store is (None: in memory)."""
+        if isinstance(self.descriptor_store, _BesideModel):
+            return self.resolve(self.model_path).parent / STORE_NAME
+        return self.resolve(self.descriptor_store)
 
 
 _SECTIONS = {
@@ -302,7 +337,7 @@ def config_from_dict(
     ``lines`` (key path -> line) lets errors name the line."""
     source = _Source(name, lines or {})
     _no_unknown(raw, _SECTIONS, source, "")
-    split = _section(raw, "split", {"test_fraction", "validation_fraction"}, source)
+    split = _section(raw, "split", {"test_fraction", "validation_fraction", "seed"}, source)
     descriptor = _section(
         raw, "descriptor", {"elements", "cutoff", "cutoff_function", "n_radial", "g2", "g4", "g5"}, source
     )
@@ -316,6 +351,7 @@ def config_from_dict(
         "data": _sources(raw.get("data"), source, "data"),
         "test_data": _sources(raw.get("test_data", []), source, "test_data", allow_empty=True),
         "seed": raw.get("seed", 0),
+        "split_seed": split.get("seed"),
         "test_fraction": split.get("test_fraction", 0.1),
         "validation_fraction": split.get("validation_fraction", 0.1),
         "descriptor": _build(
@@ -341,7 +377,11 @@ def config_from_dict(
         "model_path": _output_path(output, "model", "model.pt", source),
         "parity_plot": _output_path(output, "parity_plot", "parity.png", source),
         "report": _output_path(output, "report", "report.json", source),
-        "descriptor_store": _output_path(output, "descriptor_store", "descriptors.sqlite", source),
+        "descriptor_store": (
+            _output_path(output, "descriptor_store", STORE_NAME, source)
+            if "descriptor_store" in output
+            else BESIDE_MODEL
+        ),
         "base_dir": base_dir,
     }
     return _build(source, "", TrainingConfig, values, _CONFIG_KEYS)

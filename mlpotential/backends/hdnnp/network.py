@@ -3,8 +3,9 @@ symmetry functions; total energy = sum of atomic energies (eV).
 
 Atomic energy of atom i with element e:
 ``E_i = E_ref[e] + energy_scale * NN_e((G_i - mean[e]) / std[e])``,
-where the descriptor scaling (mean, std), the per-element reference energies
-and the energy scale are fitted on the training set before training.
+where the descriptor scaling (mean, std; set by training), the per-element
+reference energies and the energy scale are fitted on the training set before
+training.
 """
 
 from __future__ import annotations
@@ -106,19 +107,6 @@ class HDNNPModel(nn.Module):
             if members.numel():
                 output = output.index_copy(0, members, network(scaled.index_select(0, members)).squeeze(1))
         return self.energy_scale * output
-
-    def fit_scaling(self, features: torch.Tensor, species: torch.Tensor, minimum_std: float = 1e-6) -> None:
-        """Set the descriptor mean and standard deviation of each element from
-        training-set rows; features that never vary get std 1 (they then carry
-        no information but do no harm)."""
-        for element in range(len(self.elements)):
-            rows = features[species == element]
-            if rows.shape[0] == 0:
-                continue
-            mean = rows.mean(0)
-            std = rows.std(0, unbiased=False) if rows.shape[0] > 1 else torch.ones_like(mean)
-            self.feature_mean[element] = mean
-            self.feature_std[element] = torch.where(std > minimum_std, std, torch.ones_like(std))
 
     def fit_reference_energies(
         self, composition: torch.Tensor, energies: torch.Tensor, minimum_scale: float = 1e-3

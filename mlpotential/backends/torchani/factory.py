@@ -17,6 +17,7 @@ from mlpotential.backends.torchani.calculator import SpeciesEncoding, TorchANICa
 from mlpotential.backends.torchani.parameters import (
     ANI_INFO_FILES,
     SOURCE_PARAMETER_DIR,
+    SOURCE_TORCHANI_DOWNLOAD,
     NeurochemModel,
     ParameterFileError,
     describe_locations,
@@ -51,7 +52,24 @@ def create_calculator(settings: EngineSettings) -> Calculator:
         raise KeywordError("ParameterDir", str(exc)) from None
     model = loaded.model.to(device)
     encoding = SpeciesEncoding(supported=tuple(int(z) for z in model.atomic_numbers.tolist()))
-    return TorchANICalculator(model, model_name=settings.model, encoding=encoding, units=ANI_UNITS, device=device)
+    calculator = TorchANICalculator(model, model_name=settings.model, encoding=encoding, units=ANI_UNITS, device=device)
+    # Where the parameters came from, for the worker's provenance record.
+    calculator.provenance = {
+        "ani_parameters": str(files.folder.resolve()),
+        "ani_parameters_source": parameter_source(settings.model, settings.parameter_dir, files.folder),
+        "model_paths": [str(files.info.resolve()), str(files.constants.resolve()), str(files.self_energies.resolve())]
+        + [str(member.resolve()) for member in files.member_dirs],
+    }
+    return calculator
+
+
+def parameter_source(model: str, parameter_dir: str | None, folder: Path) -> str:
+    """Which place of the search order ``folder`` is (ParameterDir,
+    $TORCHANI_DATA_DIR, the installer's record, torchani's download)."""
+    for location in parameter_locations(model, parameter_dir):
+        if location.folder.resolve() == folder.resolve():
+            return location.source
+    return SOURCE_TORCHANI_DOWNLOAD
 
 
 def locate_model_files(model: str, parameter_dir: str | None = None) -> NeurochemModel:

@@ -20,7 +20,7 @@ from mlpotential.backends.factory import create_calculator
 from mlpotential.backends.keywords import parse_settings
 from mlpotential.errors import KeywordError
 from mlpotential.host.pipe_engine import PipeEngine
-from tests.backends.pipe_checks import refused_energy
+from tests.backends.pipe_checks import assert_committee, one_by_one, refused_energy
 
 LJ_FILE = textwrap.dedent(
     """
@@ -51,29 +51,6 @@ def argon_cluster():
     atoms = Icosahedron("Ar", noshells=2, latticeconstant=5.3)
     atoms.rattle(0.1, seed=5)
     return atoms
-
-
-def one_by_one(atoms, calculators, with_stress=False):
-    energies, forces, stresses = [], [], []
-    for calculator in calculators:
-        copy = atoms.copy()
-        copy.calc = calculator
-        energies.append(copy.get_potential_energy())
-        forces.append(copy.get_forces())
-        if with_stress:
-            stresses.append(copy.get_stress())
-    return np.array(energies), np.array(forces), np.array(stresses)
-
-
-def assert_committee(engine_atoms, energies, forces, stresses=None) -> None:
-    calc = engine_atoms.calc
-    assert engine_atoms.get_potential_energy() == pytest.approx(energies.mean(), rel=1e-10)
-    np.testing.assert_allclose(engine_atoms.get_forces(), forces.mean(axis=0), rtol=1e-9, atol=1e-12)
-    calc.calculate(engine_atoms, ["energy", "forces", "forces_std"])
-    assert calc.results["energy_std"] == pytest.approx(energies.std(ddof=1), rel=1e-9)
-    np.testing.assert_allclose(calc.results["forces_std"], forces.std(axis=0, ddof=1), rtol=1e-8, atol=1e-12)
-    if stresses is not None and len(stresses):
-        np.testing.assert_allclose(engine_atoms.get_stress(), stresses.mean(axis=0), rtol=1e-9, atol=1e-12)
 
 
 def test_a_user_calculator_file_equals_that_calculator_in_process(lj_committee) -> None:

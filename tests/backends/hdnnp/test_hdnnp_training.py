@@ -73,7 +73,13 @@ def test_second_run_reads_stored_descriptors(data_folder: Path) -> None:
     config = quick_config(data_folder, descriptor_store=Path("store.sqlite"), stages=(Stage(epochs=3),))
     cold = train(config)
     warm = train(config)
-    assert cold.report["descriptor_cache"] == {"hits": 0, "misses": 30, "path": str(data_folder / "store.sqlite")}
+    cache = cold.report["descriptor_cache"]
+    assert {k: cache[k] for k in ("hits", "misses", "path")} == {
+        "hits": 0,
+        "misses": 30,
+        "path": str(data_folder / "store.sqlite"),
+    }
+    assert cache["bytes"] == (data_folder / "store.sqlite").stat().st_size
     assert warm.report["descriptor_cache"]["hits"] == 30 and warm.report["descriptor_cache"]["misses"] == 0
     assert warm.errors == cold.errors
     # another descriptor is another key

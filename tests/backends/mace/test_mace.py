@@ -15,7 +15,8 @@ from mlpotential.backends.factory import create_calculator
 from mlpotential.backends.keywords import parse_settings
 from mlpotential.errors import UnsupportedSystemError
 from mlpotential.host.pipe_engine import PipeEngine
-from tests.backends.pipe_checks import refused_energy
+from tests.backends.mace.conftest import train_mace
+from tests.backends.pipe_checks import assert_committee, one_by_one, refused_energy
 
 NUM_THREADS = "1"
 
@@ -89,3 +90,41 @@ def test_a_file_that_is_no_mace_model_is_status_7(tmp_path: Path) -> None:
     with PipeEngine({"Backend": "MACE", "ParameterFile": str(path)}) as engine:
         refused = refused_energy(engine, dict(structures())["cluster"])
     assert (refused.status, refused.argument) == (7, "ParameterFile") and "not a MACE model" in refused.message
+
+
+@pytest.fixture(scope="module")
+def mace_committee(mace_model: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("mace-committee")
+    return [mace_model] + [train_mace(folder / f"member{seed}", seed=seed) for seed in (2, 3)]
+
+
+def test_a_committee_of_three_mace_models_equals_the_members_by_hand(mace_committee: list[Path]) -> None:
+    atoms = dict(structures())["periodic"]
+    energies, forces, stresses = one_by_one(atoms, [mace_reference(path) for path in mace_committee], True)
+    assert energies.std(ddof=1) > 1e-6, "the members should differ (different seeds)"
+    keywords = {"Backend": "MACE", "ParameterFile": [str(path) for path in mace_committee], "NumThreads": NUM_THREADS}
+    with PipeEngine(keywords) as engine:
+        atoms.calc = engine
+        assert_committee(atoms, energies, forces, stresses)
+
+
+# As a user writes it: MACE's own import sets what its calculator needs to load the file.
+MACE_CALCULATOR_FILE = """
+def get_calculator(parameter_file, device=None):
+    from mace.calculators import MACECalculator
+
+    return MACECalculator(model_paths=parameter_file, device=device or "cpu", default_dtype="float64")
+"""
+
+
+def test_a_calculator_file_returning_mace_s_calculator(mace_model: Path, tmp_path: Path) -> None:
+    calculator_file = tmp_path / "my_mace.py"
+    calculator_file.write_text(MACE_CALCULATOR_FILE)
+    atoms = dict(structures())["cluster"]
+    reference = atoms.copy()
+    reference.calc = mace_reference(mace_model)
+    keywords = {"Backend": "ASE", "Model": "Custom", "ASECalculatorFile": str(calculator_file)}
+    with PipeEngine({**keywords, "ParameterFile": str(mace_model), "NumThreads": NUM_THREADS}) as engine:
+        atoms.calc = engine
+        assert atoms.get_potential_energy() == pytest.approx(reference.get_potential_energy(), rel=1e-10)
+        np.testing.assert_allclose(atoms.get_forces(), reference.get_forces(), rtol=1e-10, atol=1e-12)
