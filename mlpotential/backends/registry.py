@@ -55,6 +55,11 @@ class BackendSpec:
     with torch); ``removable`` are the distributions ``--uninstall`` removes
     (only the backend's own library: its dependencies serve others too);
     ``needs_torch``: it runs on PyTorch.
+
+    Uncertainty: ``own_uncertainty`` is what one model's ``energy_std``
+    means, where it reports one (``"ensemble"``: the spread of its built-in
+    members; ``"predictive"``: a Gaussian process's predictive standard
+    deviation); several model files are a committee whatever the backend.
     """
 
     name: str
@@ -75,6 +80,7 @@ class BackendSpec:
     without_dependencies: tuple[str, ...] = ()
     removable: tuple[str, ...] = ()
     needs_torch: bool = True
+    own_uncertainty: str = ""
 
     @property
     def default_model(self) -> str:
@@ -107,6 +113,7 @@ BACKENDS: dict[str, BackendSpec] = {
             default_units=ModelUnits("Hartree", "angstrom"),
             description="ANI-1x, ANI-1ccx, ANI-2x ensembles (torchani)",
             built_in_parameter_dir=True,
+            own_uncertainty="ensemble",
             extra="torchani",
             removable=("torchani",),
         ),
@@ -164,6 +171,7 @@ BACKENDS: dict[str, BackendSpec] = {
             default_units=ModelUnits("eV", "angstrom"),
             description="Gaussian-process surrogates saved by mlpotential gpr",
             extra="gpr",
+            own_uncertainty="predictive",
             removable=("dscribe",),
         ),
         BackendSpec(
