@@ -149,16 +149,19 @@ def set_initial_velocities(atoms: Atoms, settings: VelocitySettings, dof: int) -
     """Maxwell-Boltzmann velocities without centre-of-mass motion (and
     without rotation for a molecule), scaled so that :func:`temperature`
     over ``dof`` is exactly the requested temperature; or none."""
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+    from ase.md.velocitydistribution import Stationary, ZeroRotation
 
     if settings.type == "Zero" or settings.temperature == 0:
         atoms.set_momenta(np.zeros((len(atoms), 3)))
         return
-    MaxwellBoltzmannDistribution(atoms, temperature_K=settings.temperature, rng=np.random.default_rng(settings.seed))
+    # each momentum component normal with variance m kB T
+    widths = np.sqrt(atoms.get_masses() * kB * settings.temperature)[:, np.newaxis]
+    atoms.set_momenta(np.random.default_rng(settings.seed).standard_normal((len(atoms), 3)) * widths)
     if len(atoms) > 1:
-        Stationary(atoms)
+        Stationary(atoms, preserve_temperature=False)
         if not atoms.pbc.any():
-            ZeroRotation(atoms)
+            with np.errstate(divide="ignore", invalid="ignore"):  # a linear molecule's zero moment; ASE skips it
+                ZeroRotation(atoms, preserve_temperature=False)
     kinetic = atoms.get_kinetic_energy()
     if kinetic > 0:
         atoms.set_momenta(atoms.get_momenta() * np.sqrt(0.5 * dof * kB * settings.temperature / kinetic))
