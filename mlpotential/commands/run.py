@@ -46,7 +46,8 @@ def main(argv: list[str]) -> int:
     print(f"{job.task} of {summary['formula']} ({summary['atoms']} atoms)")
     print(f"Final energy: {summary['energy_hartree']:.10f} Hartree ({summary['energy_ev']:.6f} eV)")
     if "energy_std_hartree" in summary:
-        print(f"Ensemble energy standard deviation: {summary['energy_std_hartree']:.3e} Hartree")
+        kind = summary.get("uncertainty", "standard deviation")
+        print(f"Energy uncertainty: {summary['energy_std_hartree']:.3e} Hartree ({kind})")
     if "converged" in summary:
         print(f"Converged: {summary['converged']} after {summary['steps']} steps")
     print(f"Results in {results}/")
