@@ -23,7 +23,7 @@ run`` builds them):
 The first ``--equilibration`` steps of each run are left out of the NVT
 statistics. Prints a table and writes benchmarks/results/ensembles.json.
 
-    .venv/bin/python benchmarks/ensembles.py [--nvt-steps 40000] [--nve-steps 20000] [--mtk-steps 4000]
+    .venv/bin/python benchmarks/ensembles.py [--nvt-steps 20000] [--nve-steps 10000] [--mtk-steps 4000]
 """
 
 from __future__ import annotations
@@ -238,9 +238,9 @@ def mtk_row(steps: int, repeat: int) -> dict[str, object]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--nvt-steps", type=int, default=40000)
+    parser.add_argument("--nvt-steps", type=int, default=20000)
     parser.add_argument("--equilibration", type=int, default=1000)
-    parser.add_argument("--nve-steps", type=int, default=20000)
+    parser.add_argument("--nve-steps", type=int, default=10000)
     parser.add_argument("--mtk-steps", type=int, default=4000)
     parser.add_argument("--mtk-repeat", type=int, default=3)
     parser.add_argument("--output", type=Path, default=RESULTS)
