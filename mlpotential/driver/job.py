@@ -95,6 +95,9 @@ class _Values:
     def _raw(self, key: str) -> tuple[str, int] | None:
         return None if self.block is None else self.block.keys.get(key)
 
+    def given(self, key: str) -> bool:
+        return self._raw(key) is not None
+
     def error(self, key: str, line: int, message: str) -> InputError:
         return InputError(f"{self.source}, line {line}: {key} {message}")
 
@@ -267,7 +270,7 @@ def read_job(path: str | Path) -> Job:
             temperature=thermostat.number("Temperature", 300.0),
             tau=thermostat.number("Tau", 100.0),
             # Friction (1/fs) is Langevin's older spelling of 1/Tau; Tau wins when both are given
-            friction=None if thermostat._raw("Tau") else (thermostat.number("Friction", 0) or None),
+            friction=None if thermostat.given("Tau") else (thermostat.number("Friction", 0) or None),
             chain_length=int(thermostat.number("ChainLength", 3)),
             seed=thermostat.optional_int("RandomSeed"),
         ),

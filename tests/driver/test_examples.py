@@ -34,4 +34,3 @@ def test_water_box_thermalises_its_unequilibrated_box():
     ensemble = read_job(next(path for path in EXAMPLES if path.name == "water_box.in")).dynamics.ensemble
     assert ensemble.thermostat.type in ("Bussi", "NHC", "Langevin")
     assert ensemble.thermostat.temperature == ensemble.velocities.temperature == 300
-

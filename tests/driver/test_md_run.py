@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from ase.calculators.lj import LennardJones
 from ase.io import read
-from ase.units import kB
+from ase.units import Bohr, Hartree, kB
 
 from mlpotential.backends.keywords import parse_settings
 from mlpotential.backends.uncertainty import describe_uncertainty, uncertainty_kind
@@ -148,7 +148,10 @@ def test_a_committee_gives_its_uncertainty_at_every_step(tmp_path: Path) -> None
     assert summary["uncertainty"].startswith("committee standard deviation")
     every_step = [float(row["max_force_std_ev_per_angstrom"]) for row in rows(out)]
     assert summary["max_force_std_ev_per_angstrom_max"] == pytest.approx(max(every_step), rel=1e-9)
-    assert "Uncertainty                           committee standard deviation" in (out / "mlpotential.txt").read_text()
+    worker_summary = (out / "mlpotential.txt").read_text()
+    assert "Uncertainty                           committee standard deviation" in worker_summary
+    line = next(line for line in worker_summary.splitlines() if line.startswith("Max force standard deviation"))
+    assert float(line.split()[-3]) == pytest.approx(largest / (Hartree / Bohr), rel=1e-8)
 
 
 @pytest.mark.parametrize(
