@@ -36,6 +36,8 @@ BAROSTATS = ("None", "Berendsen", "MTK")
 VELOCITY_TYPES = ("Random", "Zero")
 BAROSTAT_THERMOSTAT = {"Berendsen": "Berendsen", "MTK": "NHC"}
 """The thermostat each barostat runs with (ASE integrates them together)."""
+RESCALING = ("Berendsen", "NHC", "Bussi")
+"""Thermostats that scale the velocities: from rest they stay at rest."""
 
 
 class DynamicsError(ValueError):
@@ -97,9 +99,10 @@ class EnsembleSettings:
             needed = BAROSTAT_THERMOSTAT[barostat]
             if thermostat != needed:
                 raise DynamicsError(f"Barostat {barostat} runs with Thermostat Type {needed}, not {thermostat}")
-        if thermostat == "Bussi" and (self.velocities.type == "Zero" or self.velocities.temperature == 0):
+        at_rest = self.velocities.type == "Zero" or self.velocities.temperature == 0
+        if thermostat in RESCALING and at_rest:
             raise DynamicsError(
-                "Thermostat Bussi rescales velocities and needs some to start: "
+                f"Thermostat {thermostat} rescales the velocities and cannot start from rest: "
                 "give InitialVelocities Type Random with a Temperature above 0"
             )
 

@@ -148,6 +148,7 @@ def job_file(tmp_path, md: str, lattice: str = "") -> str:
 
 def test_ams_thermostat_and_barostat_blocks_are_read(tmp_path) -> None:
     md = (
+        "  InitialVelocities\n    Temperature 500\n  End\n"
         "  Thermostat\n    Type nhc\n    Temperature 500\n    Tau 40\n    ChainLength 5\n  End\n"
         "  Barostat\n    Type MTK\n    Pressure 2.5 [bar]\n    Tau 800\n  End\n"
     )
@@ -173,7 +174,11 @@ def test_langevin_friction_is_one_over_tau_or_the_older_friction_key(tmp_path) -
             LATTICE,
             "runs with Thermostat Type NHC",
         ),
-        ("  Thermostat\n    Type Bussi\n  End\n", "", "Thermostat Bussi rescales velocities and needs some"),
+        (
+            "  Thermostat\n    Type Bussi\n  End\n",
+            "",
+            "Thermostat Bussi rescales the velocities and cannot start from rest",
+        ),
         (
             "  Thermostat\n    Type Andersen\n  End\n",
             "",
