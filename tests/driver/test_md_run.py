@@ -184,7 +184,7 @@ def test_langevin_through_the_driver_keeps_300_kelvin(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_the_water_box_example_stays_near_300_kelvin(tmp_path: Path, ani_data_dir: Path) -> None:
     """It heated to 700-800 K in 200 steps (NVE from a geometry far from
-    ANI-2x's minimum); it now thermalises with a thermostat first."""
+    ANI-2x's minimum); it now starts relaxed, with a Bussi thermostat."""
     env = dict(os.environ, TORCHANI_DATA_DIR=str(ani_data_dir))
     started = time.monotonic()
     done = subprocess.run(
@@ -193,4 +193,4 @@ def test_the_water_box_example_stays_near_300_kelvin(tmp_path: Path, ani_data_di
     assert done.returncode == 0, done.stderr
     temperatures = [float(row["temperature_k"]) for row in rows(tmp_path / "out")]
     print(f"water box: {len(temperatures)} rows in {time.monotonic() - started:.0f} s, last {temperatures[-1]:.0f} K")
-    assert max(temperatures[-50:]) < 450
+    assert 200 < np.mean(temperatures[-100:]) < 400
