@@ -33,6 +33,10 @@ RYDBERG_TO_EV: float = _ase.Ry
 """eV per Rydberg (half a Hartree)."""
 FS_TO_ASE_TIME: float = _ase.fs
 """ASE time units per femtosecond (ASE's time unit is Angstrom*sqrt(amu/eV))."""
+PASCAL_TO_EV_PER_ANGSTROM3: float = _ase.Pascal
+"""eV/Angstrom^3 per Pascal (pressure)."""
+PRESSURE_UNIT_TO_PASCAL: dict[str, float] = {"Pa": 1.0, "bar": 1e5, "atm": 101325.0, "MPa": 1e6, "GPa": 1e9}
+"""Pascal per unit of a pressure given in the job input (``Pressure 1 [bar]``, AMS's notation)."""
 
 ENERGY_UNIT_TO_EV: dict[str, float] = {
     "Hartree": _ase.Hartree,

@@ -59,6 +59,11 @@ class BackendSpec:
     Physics: ``uses_total_charge``: its models read the system's total
     charge; a backend without it is neutral-only, and its worker refuses a
     system with a non-zero charge (the energy would be the neutral one's).
+
+    Uncertainty: ``own_uncertainty`` is what one model's ``energy_std``
+    means, where it reports one (``"ensemble"``: the spread of its built-in
+    members; ``"predictive"``: a Gaussian process's predictive standard
+    deviation); several model files are a committee whatever the backend.
     """
 
     name: str
@@ -80,6 +85,7 @@ class BackendSpec:
     removable: tuple[str, ...] = ()
     needs_torch: bool = True
     uses_total_charge: bool = False
+    own_uncertainty: str = ""
 
     @property
     def default_model(self) -> str:
@@ -112,6 +118,7 @@ BACKENDS: dict[str, BackendSpec] = {
             default_units=ModelUnits("Hartree", "angstrom"),
             description="ANI-1x, ANI-1ccx, ANI-2x ensembles (torchani)",
             built_in_parameter_dir=True,
+            own_uncertainty="ensemble",
             extra="torchani",
             removable=("torchani",),
         ),
@@ -169,6 +176,7 @@ BACKENDS: dict[str, BackendSpec] = {
             default_units=ModelUnits("eV", "angstrom"),
             description="Gaussian-process surrogates saved by mlpotential gpr",
             extra="gpr",
+            own_uncertainty="predictive",
             removable=("dscribe",),
         ),
         BackendSpec(

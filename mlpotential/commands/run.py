@@ -45,7 +45,8 @@ def _report(job: Job, summary: dict[str, Any], results: Path) -> None:
     if summary["energy_hartree"] is not None:
         print(f"Final energy: {summary['energy_hartree']:.10f} Hartree ({summary['energy_ev']:.6f} eV)")
     if "energy_std_hartree" in summary:
-        print(f"Ensemble energy standard deviation: {summary['energy_std_hartree']:.3e} Hartree")
+        kind = summary.get("uncertainty", "standard deviation")
+        print(f"Energy uncertainty: {summary['energy_std_hartree']:.3e} Hartree ({kind})")
     if "converged" in summary:
         print(f"Converged: {summary['converged']} after {summary['steps']} steps")
     if summary["status"] == NOT_CONVERGED:

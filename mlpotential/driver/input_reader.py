@@ -81,7 +81,8 @@ JOB_SCHEMA = BlockSchema(
             keys=("NSteps", "TimeStep"),
             blocks={
                 "InitialVelocities": BlockSchema(keys=("Type", "Temperature", "RandomSeed")),
-                "Thermostat": BlockSchema(keys=("Type", "Temperature", "Friction", "Tau", "RandomSeed")),
+                "Thermostat": BlockSchema(keys=("Type", "Temperature", "Tau", "Friction", "ChainLength", "RandomSeed")),
+                "Barostat": BlockSchema(keys=("Type", "Pressure", "Tau", "BulkModulus")),
                 "Trajectory": BlockSchema(keys=("SamplingFreq",)),
             },
         ),

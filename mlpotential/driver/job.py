@@ -14,6 +14,16 @@ from ase.data import atomic_numbers
 
 from mlpotential.ase_bridge import cell_from_vectors
 from mlpotential.backends.keywords import parse_settings
+from mlpotential.driver.dynamics import (
+    BAROSTATS,
+    THERMOSTATS,
+    VELOCITY_TYPES,
+    BarostatSettings,
+    DynamicsError,
+    EnsembleSettings,
+    ThermostatSettings,
+    VelocitySettings,
+)
 from mlpotential.driver.input_reader import (
     WORKER_COMMAND,
     Block,
@@ -25,14 +35,13 @@ from mlpotential.driver.input_reader import (
 from mlpotential.errors import KeywordError
 from mlpotential.inputs import COORDINATES, BadValue, Range, number
 from mlpotential.names import canonical_name
+from mlpotential.units import PRESSURE_UNIT_TO_PASCAL
 
 TASKS = ("SinglePoint", "GeometryOptimization", "MolecularDynamics")
 OPTIMIZERS = ("Auto", "Quasi-Newton", "FIRE", "L-BFGS", "BFGS", "LBFGS")
 """AMS's optimiser names, and ASE's (BFGS is a quasi-Newton method)."""
 QUALITIES = ("VeryBasic", "Basic", "Normal", "Good", "VeryGood", "Custom")
 YES_NO = ("Yes", "No", "True", "False")
-THERMOSTATS = ("None", "Langevin")
-VELOCITY_TYPES = ("Random", "Zero")
 
 NUMBERS: dict[str, tuple[type[int] | type[float], Range]] = {
     "Charge": (float, Range(-1000, 1000, "e")),
@@ -47,6 +56,9 @@ NUMBERS: dict[str, tuple[type[int] | type[float], Range]] = {
     "RandomSeed": (int, Range(0, 2**32 - 1)),  # np.random.seed's range: a seed every generator takes
     "Friction": (float, Range(0, 10, "1/fs", positive=True)),
     "Tau": (float, Range(0.1, 1e9, "fs")),  # 1/Tau is the friction: at most 10/fs
+    "ChainLength": (int, Range(1, 100)),
+    "Pressure": (float, Range(-1e12, 1e12, "Pa")),  # a TPa is beyond any model's training data
+    "BulkModulus": (float, Range(0, 1e13, "Pa", positive=True)),
     "SamplingFreq": (int, Range(1, 1_000_000_000)),
 }
 """Every numeric key of a job (any block): the kind of number and the values
@@ -111,17 +123,11 @@ class PropertiesSettings:
 
 @dataclass
 class DynamicsSettings:
-    """Times in fs, temperatures in K, ``friction`` in 1/fs (Langevin)."""
+    """Times in fs; the ensemble's settings in :mod:`mlpotential.driver.dynamics`."""
 
     steps: int = 100
     timestep: float = 0.5
-    velocities: str = "Zero"
-    initial_temperature: float = 300.0
-    seed: int | None = None
-    thermostat: str = "None"
-    temperature: float = 300.0
-    friction: float = 0.01
-    thermostat_seed: int | None = None
+    ensemble: EnsembleSettings = field(default_factory=EnsembleSettings)
     sampling_frequency: int = 10
 
 
@@ -157,6 +163,9 @@ class _Values:
     def _raw(self, key: str) -> tuple[str, int] | None:
         return None if self.block is None else self.block.keys.get(key)
 
+    def given(self, key: str) -> bool:
+        return self._raw(key) is not None
+
     def error(self, key: str, line: int, message: str) -> InputError:
         return InputError(f"{self.source}, line {line}: {key} {message}")
 
@@ -176,6 +185,30 @@ class _Values:
         """A Yes/No key (True/False accepted too)."""
         chosen = self.choice(key, "", YES_NO)
         return default if not chosen else chosen in ("Yes", "True")
+
+    def pressure(self, key: str, default: float) -> float:
+        """A pressure in Pa; AMS's notation ``1.0 [bar]`` names another unit
+        (:data:`~mlpotential.units.PRESSURE_UNIT_TO_PASCAL`); the range of
+        :data:`NUMBERS` applies in Pa."""
+        raw = self._raw(key)
+        if raw is None:
+            return default
+        text, line = raw
+        value, bracket, unit = text.partition("[")
+        factor, name = 1.0, "Pa"
+        if bracket:
+            name = canonical_name(unit.strip().removesuffix("]").strip(), PRESSURE_UNIT_TO_PASCAL)
+            if name is None or not unit.strip().endswith("]"):
+                known = ", ".join(f"[{name}]" for name in PRESSURE_UNIT_TO_PASCAL)
+                raise self.error(key, line, f"unit [{unit.strip()} is not known; use {known} (default Pa)")
+            factor = PRESSURE_UNIT_TO_PASCAL[name]
+        kind, allowed = NUMBERS[key]
+        try:
+            return factor * number(
+                key, value.strip(), kind, Range(allowed.minimum / factor, allowed.maximum / factor, name)
+            )
+        except BadValue as exc:
+            raise self.error(key, line, exc.problem) from None
 
     def optional_int(self, key: str) -> int | None:
         return None if self._raw(key) is None else int(self.number(key, 0))
@@ -322,18 +355,40 @@ def read_job(path: str | Path) -> Job:
     sub = md.block.blocks if md.block else {}
     velocities = _Values(sub.get("InitialVelocities"), source)
     thermostat = _Values(sub.get("Thermostat"), source)
+    barostat = _Values(sub.get("Barostat"), source)
     trajectory = _Values(sub.get("Trajectory"), source)
-    tau = thermostat.number("Tau", 0.0)
+    ensemble = EnsembleSettings(
+        VelocitySettings(
+            type=velocities.choice("Type", "Random" if velocities.block else "Zero", VELOCITY_TYPES),
+            temperature=velocities.number("Temperature", 300.0),
+            seed=velocities.optional_int("RandomSeed"),
+        ),
+        ThermostatSettings(
+            type=thermostat.choice("Type", "None", THERMOSTATS),
+            temperature=thermostat.number("Temperature", 300.0),
+            tau=thermostat.number("Tau", 100.0),
+            # Friction (1/fs) is Langevin's older spelling of 1/Tau; Tau wins when both are given
+            friction=None if thermostat.given("Tau") else (thermostat.number("Friction", 0) or None),
+            chain_length=int(thermostat.number("ChainLength", 3)),
+            seed=thermostat.optional_int("RandomSeed"),
+        ),
+        BarostatSettings(
+            type=barostat.choice("Type", "None", BAROSTATS),
+            pressure=barostat.pressure("Pressure", 0.0),
+            tau=barostat.number("Tau", 1000.0),
+            bulk_modulus=barostat.number("BulkModulus", 2.2e9),
+        ),
+    )
+    if task == "MolecularDynamics":
+        try:
+            ensemble.check(job.atoms)
+        except DynamicsError as exc:
+            block = barostat.block or thermostat.block or md.block
+            raise InputError(f"{source}, line {block.line if block else 1}: {exc}") from None
     job.dynamics = DynamicsSettings(
         steps=int(md.number("NSteps", 100)),
         timestep=md.number("TimeStep", 0.5),
-        velocities=velocities.choice("Type", "Random" if velocities.block else "Zero", VELOCITY_TYPES),
-        initial_temperature=velocities.number("Temperature", 300.0),
-        seed=velocities.optional_int("RandomSeed"),
-        thermostat=thermostat.choice("Type", "None", THERMOSTATS),
-        temperature=thermostat.number("Temperature", 300.0),
-        friction=1.0 / tau if tau else thermostat.number("Friction", 0.01),
-        thermostat_seed=thermostat.optional_int("RandomSeed"),
+        ensemble=ensemble,
         sampling_frequency=int(trajectory.number("SamplingFreq", 10)),
     )
     return job

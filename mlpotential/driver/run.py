@@ -6,11 +6,15 @@ and integrators, and writes a results folder:
 
 * ``final.xyz``: the last geometry with its energy and forces (extxyz);
 * ``trajectory.xyz``: the optimisation steps or MD frames (extxyz);
-* ``energies.csv``: per-step energies (Hartree and eV; MD: kinetic, total, temperature);
+* ``energies.csv``: per-step energies (Hartree and eV; MD: kinetic, total,
+  conserved, temperature); with an engine that has an uncertainty, the
+  energy standard deviation and the largest per-atom force deviation;
+* ``md.png``: MD energies and temperature against time;
 * ``mlpotential.txt``: the engine's statistics for the last geometry (when it has them);
 * ``summary.json``: the task, its ``status`` (converged, not converged,
   completed, failed, interrupted), the engine, final energies and
-  statistics, the properties asked for, and the provenance;
+  statistics (MD: mean and standard deviation of the temperature, energy
+  drift), the properties asked for, and the provenance;
 * ``hessian.txt``, ``normal_modes.txt``: when the Properties block asks for them;
 * ``worker.log``: what the worker printed (our worker's starts with its provenance).
 
@@ -36,10 +40,14 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
-from tqdm import tqdm
 
+from mlpotential.driver.dynamics import conserved_energy, degrees_of_freedom, make_integrator, set_initial_velocities
+from mlpotential.driver.dynamics import temperature as kinetic_temperature
+from mlpotential.driver.engine import DriverEngine
 from mlpotential.driver.job import Job
+from mlpotential.driver.md_summary import MDSeries, describe_statistics, md_statistics, write_md_plot
 from mlpotential.driver.optimization import ConvergenceCheck, optimize
+from mlpotential.driver.progress import Progress
 from mlpotential.driver.properties import compute_properties
 from mlpotential.driver.provenance import host_provenance, worker_provenance
 from mlpotential.driver.results import (
@@ -51,8 +59,9 @@ from mlpotential.driver.results import (
     write_atoms_atomic,
     write_text_atomic,
 )
+from mlpotential.driver.uncertainty import UNCERTAINTY_COLUMNS, UncertaintyTrack, step_uncertainty, uncertainty_label
 from mlpotential.host.pipe_engine import PipeEngine
-from mlpotential.units import FS_TO_ASE_TIME, HARTREE_TO_EV
+from mlpotential.units import HARTREE_TO_EV
 
 _ASE_RESULTS = ("energy", "free_energy", "forces", "stress")
 _UNCERTAINTIES = ("energy_std", "forces_std")
@@ -62,8 +71,12 @@ class StepLog:
     """Per-step records: energies.csv every step, trajectory.xyz every
     ``sampling`` steps; written as they come, so a failed run keeps them."""
 
-    def __init__(self, directory: Path, columns: list[str], sampling: int = 1) -> None:
+    def __init__(
+        self, directory: Path, columns: list[str], sampling: int = 1, uncertainty: UncertaintyTrack | None = None
+    ) -> None:
         self.sampling = sampling
+        self.uncertainty = uncertainty
+        self.directory = directory
         self.trajectory = directory / "trajectory.xyz"
         self.trajectory.unlink(missing_ok=True)
         self._file = open(directory / "energies.csv", "w", newline="")
@@ -98,10 +111,14 @@ def frame_with_results(atoms: Atoms) -> Atoms | None:
     return frame
 
 
-def _energy_columns(atoms: Atoms) -> tuple[list[float], float | None]:
+def _energy_columns(atoms: Atoms, uncertainty: UncertaintyTrack | None) -> tuple[list[float], list[float]]:
+    """[energy (Hartree), energy (eV)] and, with an uncertainty, its step values."""
     energy = atoms.get_potential_energy()
-    std = atoms.calc.results.get("energy_std")
-    return [energy / HARTREE_TO_EV, energy], std
+    extra: list[float] = []
+    if uncertainty is not None:
+        extra = step_uncertainty(atoms.calc.results)
+        uncertainty.add(extra)
+    return [energy / HARTREE_TO_EV, energy], extra
 
 
 def _statistics(atoms: Atoms) -> dict[str, Any]:
@@ -112,21 +129,20 @@ def _statistics(atoms: Atoms) -> dict[str, Any]:
 
 
 def _single_point(job: Job, atoms: Atoms, log: StepLog) -> dict[str, Any]:
-    energies, std = _energy_columns(atoms)
+    energies, extra = _energy_columns(atoms, log.uncertainty)
     atoms.get_forces()
-    log.record(0, atoms, energies + ([std] if std is not None else []))
+    log.record(0, atoms, energies + extra)
     return {"steps": 0}
 
 
 def _optimize(job: Job, atoms: Atoms, log: StepLog) -> dict[str, Any]:
     settings = job.optimization
-    progress = tqdm(total=settings.max_iterations, desc="GeometryOptimization", unit="step", disable=None)
+    progress = Progress(settings.max_iterations, "GeometryOptimization")
 
     def record(step: int, check: ConvergenceCheck) -> None:
-        energies, std = _energy_columns(atoms)
-        log.record(step, atoms, energies + [check.max_gradient] + ([std] if std is not None else []))
-        progress.set_postfix(energy_Ha=f"{energies[0]:.8f}", max_gradient=f"{check.max_gradient:.2e}")
-        progress.update(1 if step else 0)
+        energies, extra = _energy_columns(atoms, log.uncertainty)
+        log.record(step, atoms, energies + [check.max_gradient] + extra)
+        progress.update(step, {"energy_Ha": f"{energies[0]:.8f}", "max_gradient": f"{check.max_gradient:.2e}"})
 
     try:
         details = optimize(atoms, settings, record)
@@ -137,45 +153,47 @@ def _optimize(job: Job, atoms: Atoms, log: StepLog) -> dict[str, Any]:
 
 
 def _dynamics(job: Job, atoms: Atoms, log: StepLog) -> dict[str, Any]:
-    from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
-    from ase.md.verlet import VelocityVerlet
-
     settings = job.dynamics
-    if settings.velocities == "Random":
-        rng = np.random.default_rng(settings.seed)
-        MaxwellBoltzmannDistribution(atoms, temperature_K=settings.initial_temperature, rng=rng)
-        Stationary(atoms)
-        if not atoms.pbc.any():
-            ZeroRotation(atoms)
-    timestep = settings.timestep * FS_TO_ASE_TIME
-    if settings.thermostat == "Langevin":
-        integrator = Langevin(
-            atoms,
-            timestep,
-            temperature_K=settings.temperature,
-            friction=settings.friction / FS_TO_ASE_TIME,
-            rng=np.random.default_rng(settings.thermostat_seed),
-            logfile=None,
-        )
-    else:
-        integrator = VelocityVerlet(atoms, timestep, logfile=None)
-    progress = tqdm(total=settings.steps, desc="MolecularDynamics", unit="step", disable=None)
+    ensemble = settings.ensemble
+    dof = degrees_of_freedom(atoms, ensemble.thermostat.type)
+    set_initial_velocities(atoms, ensemble.velocities, dof)
+    integrator = make_integrator(atoms, ensemble, settings.timestep, dof)
+    series = MDSeries()
+    progress = Progress(settings.steps, "MolecularDynamics")
 
     def record() -> None:
-        energies, std = _energy_columns(atoms)
+        energies, extra = _energy_columns(atoms, log.uncertainty)
         kinetic = atoms.get_kinetic_energy()
         step = integrator.nsteps
-        row = [step * settings.timestep, *energies, kinetic, energies[1] + kinetic, atoms.get_temperature()]
-        log.record(step, atoms, row + ([std] if std is not None else []))
-        progress.update(1 if step else 0)
+        conserved = conserved_energy(integrator)
+        temperature = kinetic_temperature(atoms, dof)
+        series.add(step * settings.timestep, energies[1], kinetic, conserved, temperature)
+        total = energies[1] + kinetic
+        row = [step * settings.timestep, *energies, kinetic, total, np.nan if conserved is None else conserved]
+        log.record(step, atoms, row + [temperature] + extra)
+        progress.update(
+            step, {"E_pot_eV": f"{energies[1]:.6f}", "E_tot_eV": f"{total:.6f}", "T_K": f"{temperature:.1f}"}
+        )
 
     integrator.attach(record, interval=1)
     try:
         integrator.run(settings.steps)
     finally:
         progress.close()
-    return {"steps": settings.steps, "timestep_fs": settings.timestep, "thermostat": settings.thermostat}
+        if len(series) > 1:
+            target = None if ensemble.thermostat.type == "None" else ensemble.thermostat.temperature
+            write_md_plot(series, log.directory / "md.png", target)
+    statistics = md_statistics(series, len(atoms), dof)
+    for line in describe_statistics(statistics):
+        print(line, flush=True)
+    return {
+        "steps": settings.steps,
+        "timestep_fs": settings.timestep,
+        "ensemble": ensemble.describe(),
+        "thermostat": ensemble.thermostat.type,
+        "barostat": ensemble.barostat.type,
+        **statistics,
+    }
 
 
 def _columns(job: Job, has_std: bool) -> list[str]:
@@ -189,10 +207,25 @@ def _columns(job: Job, has_std: bool) -> list[str]:
             "energy_ev",
             "kinetic_ev",
             "total_ev",
+            "conserved_ev",
             "temperature_k",
         ],
     }[job.task]
-    return columns + (["energy_std_ev"] if has_std else [])
+    return columns + (UNCERTAINTY_COLUMNS if has_std else [])
+
+
+def _header(job: Job, results: Path) -> str:
+    """What is about to run, printed before the worker starts."""
+    engine = " ".join(f"{key} {value}" for key, value in job.engine.items()) or "defaults"
+    lines = [
+        f"mlpotential run: {job.task} of {job.atoms.get_chemical_formula()} ({len(job.atoms)} atoms) from {job.source}",
+        f"Engine: {engine}",
+    ]
+    if job.task == "MolecularDynamics":
+        settings = job.dynamics
+        lines.append(f"Dynamics: {settings.steps} steps of {settings.timestep:g} fs, {settings.ensemble.describe()}")
+    lines.append(f"Results: {results}/")
+    return "\n".join(lines)
 
 
 @contextmanager
@@ -210,10 +243,13 @@ def _interrupts_held() -> Iterator[None]:
 
 
 def _engine(job: Job, results: Path, worker_args: list[str] | None) -> PipeEngine:
-    if job.worker_command is not None:  # Engine Pipe: any AMS-compatible worker
-        return PipeEngine(worker_command=job.worker_command)
-    return PipeEngine(
+    barostat = job.task == "MolecularDynamics" and job.dynamics.ensemble.barostat.type != "None"
+    also = ["stress"] if barostat else []
+    if job.worker_command is not None:  # Engine Pipe: any AMS-compatible worker, asked only for what AMS has
+        return DriverEngine(worker_command=job.worker_command, also=also)
+    return DriverEngine(
         job.engine,
+        also=["forces_std", *also],
         base_directory=job.directory,
         worker_args=["--summary", str(results.resolve()), *(worker_args or [])],
     )
@@ -231,15 +267,18 @@ def run_job(job: Job, results: Path, worker_args: list[str] | None = None) -> di
     details: dict[str, Any] = {}
     status, failure = FAILED, None
     calc = log = final = None
+    print(_header(job, results), flush=True)
     try:
         calc = _engine(job, results, worker_args)
         atoms.calc = calc
         atoms.get_potential_energy()  # the first Solve: start-up errors surface here
         timing["seconds_to_first_result"] = time.perf_counter() - started
+        has_std = "energy_std" in calc.results
         log = StepLog(
             results,
-            _columns(job, "energy_std" in calc.results),
+            _columns(job, has_std),
             job.dynamics.sampling_frequency if job.task == "MolecularDynamics" else 1,
+            UncertaintyTrack(uncertainty_label(job.engine)) if has_std else None,
         )
         task = {"SinglePoint": _single_point, "GeometryOptimization": _optimize, "MolecularDynamics": _dynamics}[
             job.task
@@ -308,6 +347,8 @@ def _finish(
         summary["error"] = " ".join(str(failure).split()) or type(failure).__name__
     if log is not None and log.last_step is not None:
         summary["last_step"] = log.last_step
+    if log is not None and log.uncertainty is not None:
+        summary.update(log.uncertainty.summary())
     summary["provenance"] = {
         "host": host_provenance(Path(job.source), calc.command if calc is not None else []),
         "worker": worker_provenance(worker_log),

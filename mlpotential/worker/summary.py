@@ -9,6 +9,7 @@ import numpy as np
 from ase import Atoms
 
 from mlpotential.backends.keywords import EngineSettings
+from mlpotential.backends.uncertainty import describe_uncertainty
 from mlpotential.protocol.messages import Results
 from mlpotential.protocol.pipe_directory import WORKER_SUMMARY
 
@@ -29,6 +30,7 @@ def write_summary(path: Path, settings: EngineSettings, atoms: Atoms, results: R
         f"Chemical formula                      {atoms.get_chemical_formula()}",
         f"Energy (Hartree)                      {results.energy:.12f}",
         f"Energy standard deviation (Hartree)   {results.values['energyStdDev']:.12f}",
+        f"Uncertainty                           {describe_uncertainty(settings)}",
     ]
     forces_std = results.values.get("forcesStdDev")
     if forces_std is not None:

@@ -213,6 +213,7 @@ def test_summary_file_holds_the_last_geometry(tmp_path: Path) -> None:
     assert values["Number of atoms"] == "9"
     assert float(values["Energy (Hartree)"]) == pytest.approx(energy / Hartree, abs=1e-12)
     assert float(values["Energy standard deviation (Hartree)"]) == pytest.approx(energy_std / Hartree, abs=1e-12)
+    assert values["Uncertainty"].startswith("ensemble standard deviation (ddof=1 over the model's members)")
     norms = np.linalg.norm(forces_std, axis=1)
     text = summary.read_text()
     assert f"{norms.max():.12f} (atom {int(norms.argmax()) + 1})" in text
