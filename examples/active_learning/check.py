@@ -21,7 +21,7 @@ from ase.calculators.emt import EMT
 from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import thermalize_momenta
 
-from mlpotential.learning.exploration import CommitteeEngine, committee_keywords
+from mlpotential.learning.exploration import committee_engine
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -38,7 +38,7 @@ def committee_md(committee: list[str], temperature: float, steps: int, seed: int
     rng = np.random.default_rng(seed)
     atoms = initial_structures()[2]
     frames, uncertainty = [], []
-    with CommitteeEngine(committee_keywords(committee)) as engine:
+    with committee_engine(committee) as engine:
         atoms.calc = engine
         thermalize_momenta(atoms, temperature, rng=rng)
         dynamics = Langevin(

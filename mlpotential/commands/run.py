@@ -53,7 +53,7 @@ def _report(job: Job, summary: dict[str, Any], results: Path) -> None:
         thresholds = summary["convergence_thresholds"]
         print(
             f"mlpotential run: GeometryOptimization did not converge in {job.optimization.max_iterations} "
-            f"iterations (last step: {summary.get('last_step')}; thresholds: {thresholds})",
+            f"iterations (last step: {summary.get('last_step_criteria')}; thresholds: {thresholds})",
             file=sys.stderr,
         )
     if "frequencies_cm-1" in summary.get("properties", {}):

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from mlpotential.driver.results import replace_atomically
+
 
 @dataclass
 class MDSeries:
@@ -65,6 +67,32 @@ def md_statistics(series: MDSeries, atoms: int, dof: int) -> dict[str, Any]:
     }
 
 
+@dataclass
+class MDRun:
+    """An MD run as the driver records it, summarised however it ends
+    (completed, failed or interrupted): its steps, degrees of freedom, the
+    thermostat's target temperature (K; None without one) and its settings
+    for the summary."""
+
+    series: MDSeries
+    dof: int
+    target_temperature: float | None
+    settings: dict[str, Any]
+
+    def finish(self, directory: Path, atoms: int) -> dict[str, Any]:
+        """Print the statistics of the steps done and write ``md.png`` in
+        ``directory``; returns the settings and statistics for the summary."""
+        found = dict(self.settings)
+        if len(self.series):
+            statistics = md_statistics(self.series, atoms, self.dof)
+            for line in describe_statistics(statistics):
+                print(line, flush=True)
+            found.update(statistics)
+        if len(self.series) > 1:
+            write_md_plot(self.series, directory / "md.png", self.target_temperature)
+        return found
+
+
 def describe_statistics(statistics: dict[str, Any]) -> list[str]:
     """The lines ``mlpotential run`` prints at the end of an MD run."""
     lines = [
@@ -106,7 +134,7 @@ def write_md_plot(series: MDSeries, path: Path, target_temperature: float | None
     temperature_axes.set_ylabel("temperature (K)")
     temperature_axes.legend(loc="best")
     figure.tight_layout()
-    temporary = path.with_name(path.name + ".tmp.png")
-    figure.savefig(temporary, dpi=100)
-    plt.close(figure)
-    temporary.replace(path)
+    try:
+        replace_atomically(path, lambda temporary: figure.savefig(temporary, dpi=100, format="png"))
+    finally:
+        plt.close(figure)

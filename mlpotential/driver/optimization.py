@@ -122,5 +122,5 @@ def optimize(
         "convergence_thresholds": vars(settings.convergence),
     }
     if check is not None:  # JSON has no infinity: unknown before the first step
-        details["last_step"] = {key: None if value == np.inf else value for key, value in vars(check).items()}
+        details["last_step_criteria"] = {key: None if value == np.inf else value for key, value in vars(check).items()}
     return details

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from ase import Atoms
@@ -83,16 +84,20 @@ def _temporary(path: Path) -> Path:
     return path.with_name(f".{path.name}.partial")
 
 
-def write_text_atomic(path: Path, text: str) -> None:
+def replace_atomically(path: Path, write_to: Callable[[Path], None]) -> None:
     """Write ``path`` so that a reader sees the old file or the new, never
-    half of one (a temporary file beside it, then :func:`os.replace`)."""
+    half of one: ``write_to`` writes a temporary file beside it, which then
+    replaces it (:func:`os.replace`)."""
     temporary = _temporary(path)
-    temporary.write_text(text)
+    write_to(temporary)
     os.replace(temporary, path)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write the text file ``path`` atomically."""
+    replace_atomically(path, lambda temporary: temporary.write_text(text))
 
 
 def write_atoms_atomic(path: Path, atoms: Atoms) -> None:
     """Write ``atoms`` (extxyz, with the energy and forces it carries) atomically."""
-    temporary = _temporary(path)
-    write(temporary, atoms, format="extxyz")
-    os.replace(temporary, path)
+    replace_atomically(path, lambda temporary: write(temporary, atoms, format="extxyz"))

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 import signal
 import threading
 import time
@@ -45,7 +46,7 @@ from mlpotential.driver.dynamics import conserved_energy, degrees_of_freedom, ma
 from mlpotential.driver.dynamics import temperature as kinetic_temperature
 from mlpotential.driver.engine import DriverEngine
 from mlpotential.driver.job import Job
-from mlpotential.driver.md_summary import MDSeries, describe_statistics, md_statistics, write_md_plot
+from mlpotential.driver.md_summary import MDRun, MDSeries
 from mlpotential.driver.optimization import ConvergenceCheck, optimize
 from mlpotential.driver.progress import Progress
 from mlpotential.driver.properties import compute_properties
@@ -76,7 +77,6 @@ class StepLog:
     ) -> None:
         self.sampling = sampling
         self.uncertainty = uncertainty
-        self.directory = directory
         self.trajectory = directory / "trajectory.xyz"
         self.trajectory.unlink(missing_ok=True)
         self._file = open(directory / "energies.csv", "w", newline="")
@@ -85,6 +85,7 @@ class StepLog:
 
         self.last_frame: Atoms | None = None
         self.last_step: int | None = None
+        self.dynamics: MDRun | None = None
 
     def record(self, step: int, atoms: Atoms, values: list[float]) -> None:
         self._csv.writerow([step, *(f"{value:.12g}" for value in values)])
@@ -175,25 +176,25 @@ def _dynamics(job: Job, atoms: Atoms, log: StepLog) -> dict[str, Any]:
             step, {"E_pot_eV": f"{energies[1]:.6f}", "E_tot_eV": f"{total:.6f}", "T_K": f"{temperature:.1f}"}
         )
 
+    # summarised when the job ends, however it ends (see _finish)
+    log.dynamics = MDRun(
+        series,
+        dof,
+        None if ensemble.thermostat.type == "None" else ensemble.thermostat.temperature,
+        {
+            "steps": settings.steps,
+            "timestep_fs": settings.timestep,
+            "ensemble": ensemble.describe(),
+            "thermostat": ensemble.thermostat.type,
+            "barostat": ensemble.barostat.type,
+        },
+    )
     integrator.attach(record, interval=1)
     try:
         integrator.run(settings.steps)
     finally:
         progress.close()
-        if len(series) > 1:
-            target = None if ensemble.thermostat.type == "None" else ensemble.thermostat.temperature
-            write_md_plot(series, log.directory / "md.png", target)
-    statistics = md_statistics(series, len(atoms), dof)
-    for line in describe_statistics(statistics):
-        print(line, flush=True)
-    return {
-        "steps": settings.steps,
-        "timestep_fs": settings.timestep,
-        "ensemble": ensemble.describe(),
-        "thermostat": ensemble.thermostat.type,
-        "barostat": ensemble.barostat.type,
-        **statistics,
-    }
+    return {}
 
 
 def _columns(job: Job, has_std: bool) -> list[str]:
@@ -216,7 +217,10 @@ def _columns(job: Job, has_std: bool) -> list[str]:
 
 def _header(job: Job, results: Path) -> str:
     """What is about to run, printed before the worker starts."""
-    engine = " ".join(f"{key} {value}" for key, value in job.engine.items()) or "defaults"
+    if job.worker_command is not None:
+        engine = f"Pipe WorkerCommand {shlex.join(job.worker_command)}"
+    else:
+        engine = " ".join(f"{key} {value}" for key, value in job.engine.items()) or "defaults"
     lines = [
         f"mlpotential run: {job.task} of {job.atoms.get_chemical_formula()} ({len(job.atoms)} atoms) from {job.source}",
         f"Engine: {engine}",
@@ -243,8 +247,10 @@ def _interrupts_held() -> Iterator[None]:
 
 
 def _engine(job: Job, results: Path, worker_args: list[str] | None) -> PipeEngine:
+    # ASE asks for the stress apart from the forces: asked with them, it costs no second Solve
     barostat = job.task == "MolecularDynamics" and job.dynamics.ensemble.barostat.type != "None"
-    also = ["stress"] if barostat else []
+    lattice = job.task == "GeometryOptimization" and job.optimization.optimize_lattice
+    also = ["stress"] if barostat or lattice else []
     if job.worker_command is not None:  # Engine Pipe: any AMS-compatible worker, asked only for what AMS has
         return DriverEngine(worker_command=job.worker_command, also=also)
     return DriverEngine(
@@ -253,6 +259,12 @@ def _engine(job: Job, results: Path, worker_args: list[str] | None) -> PipeEngin
         base_directory=job.directory,
         worker_args=["--summary", str(results.resolve()), *(worker_args or [])],
     )
+
+
+def _uncertainty_label(job: Job) -> str:
+    if job.worker_command is not None:  # another program: what its deviation means is its own
+        return "standard deviation (reported by the Engine Pipe worker)"
+    return uncertainty_label(job.engine)
 
 
 def run_job(job: Job, results: Path, worker_args: list[str] | None = None) -> dict[str, Any]:
@@ -278,7 +290,7 @@ def run_job(job: Job, results: Path, worker_args: list[str] | None = None) -> di
             results,
             _columns(job, has_std),
             job.dynamics.sampling_frequency if job.task == "MolecularDynamics" else 1,
-            UncertaintyTrack(uncertainty_label(job.engine)) if has_std else None,
+            UncertaintyTrack(_uncertainty_label(job)) if has_std else None,
         )
         task = {"SinglePoint": _single_point, "GeometryOptimization": _optimize, "MolecularDynamics": _dynamics}[
             job.task
@@ -349,6 +361,8 @@ def _finish(
         summary["last_step"] = log.last_step
     if log is not None and log.uncertainty is not None:
         summary.update(log.uncertainty.summary())
+    if log is not None and log.dynamics is not None:
+        summary.update(log.dynamics.finish(results, len(final)))
     summary["provenance"] = {
         "host": host_provenance(Path(job.source), calc.command if calc is not None else []),
         "worker": worker_provenance(worker_log),

@@ -18,11 +18,17 @@ from mlpotential.errors import KeywordError
 UNCERTAINTY_COLUMNS = ["energy_std_ev", "max_force_std_ev_per_angstrom"]
 
 
+def largest_force_deviation(forces_std: np.ndarray) -> float:
+    """The largest over the atoms of the norm of an atom's force standard
+    deviations ([nAtoms, 3], eV/Angstrom): DP-GEN's selection number."""
+    return float(np.linalg.norm(np.asarray(forces_std, dtype=np.float64), axis=1).max())
+
+
 def step_uncertainty(results: Mapping[str, Any]) -> list[float]:
     """[energy std (eV), largest per-atom force deviation (eV/Angstrom, NaN
     when the engine gives no force deviations)]."""
     forces_std = results.get("forces_std")
-    largest = float(np.linalg.norm(np.asarray(forces_std), axis=1).max()) if forces_std is not None else np.nan
+    largest = largest_force_deviation(forces_std) if forces_std is not None else np.nan
     return [float(results["energy_std"]), largest]
 
 

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from ase import Atoms, units
-from ase.calculators.calculator import all_changes
 from ase.md.bussi import Bussi
 from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import thermalize_momenta
 from ase.neighborlist import neighbor_list
 
-from mlpotential.host.pipe_engine import PipeEngine
+from mlpotential.driver.engine import DriverEngine
+from mlpotential.driver.uncertainty import largest_force_deviation
 from mlpotential.learning.config import ExploreSettings
 from mlpotential.learning.selection import FAILED, Criteria, FrameUncertainty, classify_trajectory
 
@@ -32,12 +32,11 @@ up to the minimum distance criterion, if larger); beyond it, it is reported
 as this value."""
 
 
-class CommitteeEngine(PipeEngine):
-    """A :class:`PipeEngine` that asks for the committee's force deviation
-    with every calculation (MD asks only for forces)."""
-
-    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
-        super().calculate(atoms, [*properties, "forces_std"], system_changes)
+def committee_engine(model_files: Sequence[str], threads: int = 1) -> DriverEngine:
+    """A worker serving the HDNNP committee of ``model_files``, asked for
+    the committee's force deviation with every calculation (MD asks only
+    for forces)."""
+    return DriverEngine(committee_keywords(model_files, threads), also=["forces_std"])
 
 
 def committee_keywords(model_files: Sequence[str], threads: int = 1) -> dict[str, object]:
@@ -59,7 +58,7 @@ def frame_uncertainty(atoms: Atoms, results: dict, min_distance: float) -> Frame
     distances = neighbor_list("d", atoms, search) if len(atoms) > 1 else np.zeros(0)
     return FrameUncertainty(
         energy_std_per_atom=float(results["energy_std"]) / len(atoms),
-        max_force_std=float(np.linalg.norm(forces_std, axis=1).max()),
+        max_force_std=largest_force_deviation(forces_std),
         min_distance=float(distances.min()) if len(distances) else search,
     )
 
@@ -89,7 +88,7 @@ class Exploration:
 
 
 def explore(
-    engine: PipeEngine,
+    engine: DriverEngine,
     start: Atoms,
     start_name: str,
     temperature: float,
@@ -98,8 +97,8 @@ def explore(
     criteria: Criteria,
     rng: np.random.Generator,
 ) -> Exploration:
-    """Run one MD exploration from ``start`` on ``engine`` (a
-    :class:`CommitteeEngine`), stopping at the first failed frame."""
+    """Run one MD exploration from ``start`` on ``engine`` (from
+    :func:`committee_engine`), stopping at the first failed frame."""
     atoms = start.copy()
     atoms.calc = engine
     thermalize_momenta(atoms, temperature, rng=rng)

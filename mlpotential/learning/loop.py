@@ -29,7 +29,7 @@ from ase.io import read, write
 from mlpotential.atomistic.structures import Structure, load_structures
 from mlpotential.learning.config import LearnConfig
 from mlpotential.learning.dataset import append_frames, as_structures, labelled_frame, read_frames
-from mlpotential.learning.exploration import CommitteeEngine, Exploration, committee_keywords, explore
+from mlpotential.learning.exploration import Exploration, committee_engine, explore
 from mlpotential.learning.labelling import DaskLabeller, Label, LocalLabeller
 from mlpotential.learning.report import plot_errors, plot_uncertainty, read_json, write_json
 from mlpotential.learning.selection import select_across
@@ -145,7 +145,7 @@ class ActiveLearning:
         committee = self._committee(iteration - 1)
         runs: list[Exploration] = []
         number = 0
-        with CommitteeEngine(committee_keywords(committee, config.explore.threads)) as engine:
+        with committee_engine(committee, config.explore.threads) as engine:
             for temperature in config.explore.temperatures:
                 for replica in range(config.explore.replicas):
                     rng = np.random.default_rng([config.explore.seed, iteration, number])
@@ -332,7 +332,7 @@ class ActiveLearning:
         committee = self._committee(iteration)
         predicted = []
         largest = 0.0
-        with CommitteeEngine(committee_keywords(committee, self.config.explore.threads)) as engine:
+        with committee_engine(committee, self.config.explore.threads) as engine:
             for frame in test:
                 atoms = frame.copy()
                 atoms.calc = engine

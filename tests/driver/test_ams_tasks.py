@@ -144,7 +144,7 @@ def test_optimisation_stops_on_ams_criteria(tmp_path: Path, method: str) -> None
     summary = summary_of(results)
     assert (summary["status"], summary["method"]) == ("converged", method)
     assert summary["convergence_thresholds"]["gradients"] == pytest.approx(1e-4)
-    last = summary["last_step"]
+    last = summary["last_step_criteria"]
     assert last["max_gradient"] < 1e-4 and last["rms_gradient"] < 2 / 3 * 1e-4
     assert np.abs(read(results / "final.xyz").get_forces()).max() / HARTREE_TO_EV < 1e-4
 
@@ -173,7 +173,7 @@ def test_optimize_lattice_finds_emt_copper_s_lattice_constant(tmp_path: Path) ->
     BFGS(FrechetCellFilter(reference), logfile=None).run(fmax=1e-6)
     lattice_constant = (4 * final.get_volume()) ** (1 / 3)
     assert lattice_constant == pytest.approx((4 * reference.get_volume()) ** (1 / 3), rel=1e-3)
-    assert summary_of(results)["last_step"]["stress_energy_per_atom"] < 5e-5
+    assert summary_of(results)["last_step_criteria"]["stress_energy_per_atom"] < 5e-5
 
 
 # --------------------------------------------------------------- properties
