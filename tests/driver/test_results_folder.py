@@ -187,4 +187,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_computed(tmp_path: Path) -> Non
     final = read(results / "final.xyz")
     assert len(final) == 4 and final.get_potential_energy() == pytest.approx(summary["energy_ev"])
     assert summary["provenance"]["worker"]["backend"] == "ASE"
+    # the MD statistics of the steps done, and their plot, as after a completed run
+    assert summary["temperature_mean_k"] > 0 and summary["thermostat"] == "None"
+    assert (results / "md.png").read_bytes().startswith(b"\x89PNG") and not list(results.glob(".*.partial"))
     assert not processes_naming(str(results)), "the worker outlived the interrupted job"
