@@ -385,7 +385,7 @@ client.solve(gradients=True)
 # An AMS-style host: it makes a plain folder with the FIFOs (no marker), is
 # the worker's parent, and speaks the protocol itself.
 BUSY_AMS_HOST = """
-import subprocess, sys
+import os, subprocess, sys
 from pathlib import Path
 from ase.build import bulk
 from mlpotential.ase_bridge import system_message
@@ -399,6 +399,7 @@ directory = Path(sys.argv[1])
 make_pipes(directory)
 worker = subprocess.Popen(our_worker_command("--backend", "ASE", "--model", "EMT"), cwd=directory)
 call_fd, reply_fd = open_host_side(directory, lambda: None)
+os.set_blocking(call_fd, True)  # a plain host's write: waits while the worker reads the big frame
 big = bulk("Cu", cubic=True).repeat((14, 14, 14))
 calls = [system_message(big), msg.Solve(msg.SolveRequest("big", gradients=True))]
 write_frames(call_fd, [UBJSON.dumps(msg.encode_call(call)) for call in calls])
