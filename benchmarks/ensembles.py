@@ -41,30 +41,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script: the shared benchmark code is importable as benchmarks.*
 
 from benchmarks.reporting import machine, write_report  # noqa: E402
+from tests.driver.ensemble_sampling import copper_cluster as cluster  # noqa: E402
+from tests.driver.ensemble_sampling import ethanol  # noqa: E402
+from tests.driver.ensemble_sampling import sample as sample_ensemble  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "ensembles.json"
 TARGET_TEMPERATURE = 300.0
 CANONICAL = ("Langevin", "Bussi", "NHC")
-
-
-def ethanol():
-    from ase.build import molecule
-    from ase.calculators.emt import EMT
-    from ase.optimize import BFGS
-
-    atoms = molecule("CH3CH2OH")
-    atoms.calc = EMT()
-    BFGS(atoms, logfile=None).run(fmax=0.01, steps=300)
-    return atoms
-
-
-def cluster():
-    from ase.calculators.emt import EMT
-    from ase.cluster import Icosahedron
-
-    atoms = Icosahedron("Cu", noshells=2)
-    atoms.calc = EMT()
-    return atoms
 
 
 def sample(
@@ -77,11 +60,6 @@ def sample(
         EnsembleSettings,
         ThermostatSettings,
         VelocitySettings,
-        conserved_energy,
-        degrees_of_freedom,
-        make_integrator,
-        set_initial_velocities,
-        temperature,
     )
 
     settings = EnsembleSettings(
@@ -89,26 +67,7 @@ def sample(
         ThermostatSettings(thermostat, barostat.pop("thermostat_temperature", TARGET_TEMPERATURE), tau, seed=seed + 1),
         BarostatSettings(**barostat) if barostat else BarostatSettings(),
     )
-    dof = degrees_of_freedom(atoms, thermostat)
-    set_initial_velocities(atoms, settings.velocities, dof)
-    integrator = make_integrator(atoms, settings, timestep_fs, dof)
-    rows: list[tuple[float, float, float, float]] = []
-
-    def record() -> None:
-        if integrator.nsteps >= equilibration:
-            conserved = conserved_energy(integrator)
-            rows.append(
-                (
-                    temperature(atoms, dof),
-                    atoms.get_kinetic_energy(),
-                    np.nan if conserved is None else conserved,
-                    float(np.cbrt(atoms.get_volume())) if atoms.pbc.all() else np.nan,
-                )
-            )
-
-    integrator.attach(record, interval=1)
-    integrator.run(steps)
-    return dof, np.array(rows)
+    return sample_ensemble(atoms, settings, steps, timestep_fs, skip=equilibration)
 
 
 SYSTEMS = {"Cu13 (EMT)": (cluster, 5.0, 50.0), "ethanol (EMT)": (ethanol, 0.5, 20.0)}

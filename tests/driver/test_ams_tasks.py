@@ -23,21 +23,9 @@ from ase.vibrations import Vibrations
 from mlpotential.driver.input_reader import InputError
 from mlpotential.driver.job import QUALITY_PRESETS, Convergence, read_job
 from mlpotential.units import BOHR_TO_ANGSTROM, HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
+from tests.driver.test_run import CLUSTER
 from tests.host.test_scm_reference_worker import argon_cluster, lennard_jones
 
-CLUSTER = """\
-System
-  Atoms
-    Cu 0.0 0.0 0.0
-    Cu 2.5 0.1 0.0
-    Cu 1.2 2.2 0.1
-    Cu 1.3 0.8 2.1
-  End
-End
-Engine MLPotential
-  Model EMT
-EndEngine
-"""
 COPPER = """\
 System
   Atoms

@@ -23,22 +23,14 @@ from ase.units import Bohr, Hartree, kB
 
 from mlpotential.backends.keywords import parse_settings
 from mlpotential.backends.uncertainty import describe_uncertainty, uncertainty_kind
+from tests.driver.test_run import CLUSTER
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
-COPPER = """\
-Task MolecularDynamics
-System
-  Atoms
-    Cu 0.0 0.0 0.0
-    Cu 2.5 0.1 0.0
-    Cu 1.2 2.2 0.1
-    Cu 1.3 0.8 2.1
-  End
-End
-Engine MLPotential
-  Model EMT
-EndEngine
+COPPER = (
+    "Task MolecularDynamics\n"
+    + CLUSTER
+    + """\
 MolecularDynamics
   NSteps {steps}
   TimeStep {timestep}
@@ -49,6 +41,7 @@ MolecularDynamics
   End
 {thermostat}End
 """
+)
 
 
 def command(job: Path, results: Path) -> list[str]:
