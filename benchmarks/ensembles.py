@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))  # run as a script: the shared benchmark code is i
 
 from benchmarks.reporting import machine, write_report  # noqa: E402
 from tests.driver.ensemble_sampling import copper_cluster as cluster  # noqa: E402
-from tests.driver.ensemble_sampling import ethanol  # noqa: E402
+from tests.driver.ensemble_sampling import emt_lattice_constant, ethanol  # noqa: E402
 from tests.driver.ensemble_sampling import sample as sample_ensemble  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "ensembles.json"
@@ -145,20 +145,6 @@ def nve_row(steps: int) -> dict[str, object]:
         "largest_deviation_ev_per_atom": float(np.abs(rows[:, 2] - rows[0, 2]).max() / len(atoms)),
         "steps": steps,
     }
-
-
-def emt_lattice_constant() -> float:
-    """EMT copper's fcc lattice constant at 0 K (Angstrom): its energy minimum."""
-    from ase.build import bulk
-    from ase.calculators.emt import EMT
-    from scipy.optimize import minimize_scalar
-
-    def energy(a: float) -> float:
-        atoms = bulk("Cu", "fcc", a=a)
-        atoms.calc = EMT()
-        return atoms.get_potential_energy()
-
-    return float(minimize_scalar(energy, bracket=(3.5, 3.6, 3.7), tol=1e-10).x)
 
 
 def mtk_row(steps: int, repeat: int) -> dict[str, object]:

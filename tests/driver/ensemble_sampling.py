@@ -66,3 +66,16 @@ def sample(
     integrator.attach(record, interval=1)
     integrator.run(steps)
     return dof, np.array(rows)
+
+
+def emt_lattice_constant() -> float:
+    """EMT copper's fcc lattice constant at 0 K: its energy minimum (Angstrom)."""
+    from ase.build import bulk
+    from scipy.optimize import minimize_scalar
+
+    def energy(a: float) -> float:
+        atoms = bulk("Cu", "fcc", a=a)
+        atoms.calc = EMT()
+        return atoms.get_potential_energy()
+
+    return float(minimize_scalar(energy, bracket=(3.5, 3.6, 3.7), tol=1e-10).x)

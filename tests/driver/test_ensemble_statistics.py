@@ -22,7 +22,7 @@ from mlpotential.driver.dynamics import (
     VelocitySettings,
 )
 from mlpotential.driver.md_summary import drift_per_atom_per_ps
-from tests.driver.ensemble_sampling import copper_cluster, ethanol, sample
+from tests.driver.ensemble_sampling import copper_cluster, emt_lattice_constant, ethanol, sample
 
 pytestmark = pytest.mark.slow
 
@@ -74,18 +74,6 @@ def test_nve_conserves_energy_on_a_copper_cluster() -> None:
     time_fs = np.arange(len(rows)) * 2.0
     assert abs(drift_per_atom_per_ps(time_fs, rows[:, 2], len(atoms))) < 1e-4
     assert np.abs(rows[:, 2] - rows[0, 2]).max() / len(atoms) < 1e-3
-
-
-def emt_lattice_constant() -> float:
-    """EMT copper's fcc lattice constant at 0 K: its energy minimum (Angstrom)."""
-    from scipy.optimize import minimize_scalar
-
-    def energy(a: float) -> float:
-        atoms = bulk("Cu", "fcc", a=a)
-        atoms.calc = EMT()
-        return atoms.get_potential_energy()
-
-    return float(minimize_scalar(energy, bracket=(3.5, 3.6, 3.7), tol=1e-10).x)
 
 
 def test_mtk_at_zero_pressure_gives_emt_coppers_lattice_constant() -> None:
